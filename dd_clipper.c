@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * dd_clipper.c
+ *	  Front door of the dd_clipper extension: module magic, _PG_init and
+ *	  the dd_clipper.* settings.
+ *
+ * No feature logic lives here.  Each capability owns its SQL-callable
+ * functions in a file of its own under src/ (credits.c, api_keys.c, ...),
+ * and the machinery they share (saved SPI plans, argument checks) lives in
+ * src/dd_common.c.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "dd_clipper.h"
+
+PG_MODULE_MAGIC;
+
+/* dd_clipper.key_touch_interval: see dd_clipper.h */
+int			dd_key_touch_interval = 60;
+
+void		_PG_init(void);
+
+/*
+ * _PG_init
+ *		Define the dd_clipper.* settings and reserve the prefix, so that a
+ *		misspelled setting is an error instead of a silently ignored
+ *		placeholder.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("dd_clipper.key_touch_interval",
+							"Minimum time between two writes of an API key's last_used_at.",
+							"dd_verify_api_key writes last_used_at only when it is NULL or "
+							"older than this, so a busy key is written at most once per "
+							"interval instead of once per request.",
+							&dd_key_touch_interval,
+							60,
+							0,
+							INT_MAX / 1000,
+							PGC_USERSET,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("dd_clipper");
+}

@@ -1,0 +1,318 @@
+/* extension/dd_clipper--1.0.sql */
+
+-- complain if script is sourced in psql, rather than via CREATE EXTENSION
+\echo Use "CREATE EXTENSION dd_clipper" to load this file. \quit
+
+--
+-- dd_clipper 1.0
+--
+-- The five tables an app that sells API access keeps (API keys, credit
+-- balances, the usage log, saved clips, analytics events), the bookkeeping
+-- tables their functions need, and the C functions that give every client
+-- single-writer semantics in one round trip.
+--
+-- Conventions:
+--   * user ids are text (auth providers hand out strings);
+--   * every per-user table carries user_id, and every primary key and unique
+--     constraint on a per-user table includes user_id, so the tables can be
+--     distributed by user_id (api_keys, unique on its key hash, is small
+--     enough to be a reference table);
+--   * each of the five keeps a nullable convex_id, unique per user, so rows
+--     imported from Convex keep their old _id;
+--   * tables holding user data are registered with pg_extension_config_dump,
+--     so pg_dump keeps their rows;
+--   * privileges: nothing is granted to PUBLIC.  Application roles get the
+--     request path through dd_grant_app_role, never write access to the
+--     balance table, so no caller can bypass the single-writer path.
+--
+
+------------------------------------------------------------------------
+-- api_keys
+------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.api_keys (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id         text NOT NULL,
+    name            text,
+    prefix          text NOT NULL,
+    key_hash        bytea NOT NULL UNIQUE
+                    CHECK (octet_length(key_hash) = 32),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    last_used_at    timestamptz,
+    expires_at      timestamptz,
+    revoked_at      timestamptz,
+    convex_id       text,
+    CONSTRAINT api_keys_user_id_convex_id_key UNIQUE (user_id, convex_id)
+);
+CREATE INDEX api_keys_user_id_idx ON @extschema@.api_keys (user_id);
+
+COMMENT ON TABLE @extschema@.api_keys IS
+    'API keys: only the SHA-256 of each key is stored, never the key itself';
+COMMENT ON COLUMN @extschema@.api_keys.name IS
+    'Label the owner gave the key';
+COMMENT ON COLUMN @extschema@.api_keys.prefix IS
+    'Start of the key, safe to show so the owner can recognise it';
+COMMENT ON COLUMN @extschema@.api_keys.key_hash IS
+    'SHA-256 of the whole key (32 bytes); the key is looked up by it';
+COMMENT ON COLUMN @extschema@.api_keys.last_used_at IS
+    'Last verification, written at most once per dd_clipper.key_touch_interval';
+COMMENT ON COLUMN @extschema@.api_keys.expires_at IS
+    'After this time verification answers EXPIRED; NULL: never expires';
+COMMENT ON COLUMN @extschema@.api_keys.revoked_at IS
+    'Set by dd_revoke_api_key; verification then answers REVOKED';
+COMMENT ON COLUMN @extschema@.api_keys.convex_id IS
+    'The document _id this row had in Convex, for imported rows';
+
+------------------------------------------------------------------------
+-- api_credits and the credit ledger
+------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.api_credits (
+    user_id         text PRIMARY KEY,
+    balance         bigint NOT NULL DEFAULT 0
+                    CONSTRAINT api_credits_balance_check CHECK (balance >= 0),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    convex_id       text,
+    CONSTRAINT api_credits_user_id_convex_id_key UNIQUE (user_id, convex_id)
+);
+
+COMMENT ON TABLE @extschema@.api_credits IS
+    'One prepaid credit balance per user; changed only by the dd_*_credit functions';
+COMMENT ON COLUMN @extschema@.api_credits.balance IS
+    'Credits left; never negative.  Always equals grants - charges + refunds (see dd_credit_audit)';
+COMMENT ON COLUMN @extschema@.api_credits.convex_id IS
+    'The document _id this row had in Convex, for imported rows';
+
+CREATE TABLE @extschema@.credit_grants (
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    user_id         text NOT NULL,
+    amount          bigint NOT NULL CHECK (amount > 0),
+    reason          text,
+    idempotency_key text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, id),
+    CONSTRAINT credit_grants_user_id_idempotency_key_key
+        UNIQUE (user_id, idempotency_key)
+);
+
+COMMENT ON TABLE @extschema@.credit_grants IS
+    'Ledger of credits granted, one row per dd_grant_credit that added credit';
+COMMENT ON COLUMN @extschema@.credit_grants.idempotency_key IS
+    'A repeated key grants once';
+
+CREATE TABLE @extschema@.credit_refunds (
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    user_id         text NOT NULL,
+    request_id      text NOT NULL,
+    usage_id        bigint NOT NULL,
+    amount          bigint NOT NULL CHECK (amount >= 0),
+    reason          text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, id),
+    CONSTRAINT credit_refunds_user_id_request_id_key UNIQUE (user_id, request_id)
+);
+
+COMMENT ON TABLE @extschema@.credit_refunds IS
+    'Ledger of refunded charges: at most one refund per charged request';
+COMMENT ON COLUMN @extschema@.credit_refunds.usage_id IS
+    'The api_usage_log row whose charge was reversed (kept after retention removes that row)';
+
+CREATE TABLE @extschema@.api_usage_rollup (
+    user_id         text PRIMARY KEY,
+    charged         bigint NOT NULL DEFAULT 0,
+    usage_rows      bigint NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE @extschema@.api_usage_rollup IS
+    'Per-user totals of api_usage_log rows removed by retention, so the credit audit still balances';
+COMMENT ON COLUMN @extschema@.api_usage_rollup.charged IS
+    'Sum of credits of the removed usage rows';
+COMMENT ON COLUMN @extschema@.api_usage_rollup.usage_rows IS
+    'Number of removed usage rows';
+
+------------------------------------------------------------------------
+-- api_usage_log
+------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.api_usage_log (
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    user_id         text NOT NULL,
+    request_id      text,
+    endpoint        text,
+    credits         bigint NOT NULL DEFAULT 0 CHECK (credits >= 0),
+    api_key_id      bigint,
+    metadata        jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    convex_id       text,
+    PRIMARY KEY (user_id, id),
+    CONSTRAINT api_usage_log_user_id_request_id_key UNIQUE (user_id, request_id),
+    CONSTRAINT api_usage_log_user_id_convex_id_key UNIQUE (user_id, convex_id)
+);
+-- "This user's recent usage", newest first.
+CREATE INDEX api_usage_log_user_id_created_at_idx
+    ON @extschema@.api_usage_log (user_id, created_at DESC);
+-- Retention deletes by age across users.
+CREATE INDEX api_usage_log_created_at_brin
+    ON @extschema@.api_usage_log USING brin (created_at);
+
+COMMENT ON TABLE @extschema@.api_usage_log IS
+    'Append-only log, one row per metered request (dd_charge_credit, dd_log_usage)';
+COMMENT ON COLUMN @extschema@.api_usage_log.request_id IS
+    'Client request id, unique per user: a retried request is charged and logged once';
+COMMENT ON COLUMN @extschema@.api_usage_log.credits IS
+    'Credits charged for the request; 0 for requests logged with dd_log_usage';
+COMMENT ON COLUMN @extschema@.api_usage_log.api_key_id IS
+    'The api_keys row that authorised the request (not a foreign key: the log outlives keys)';
+COMMENT ON COLUMN @extschema@.api_usage_log.convex_id IS
+    'The document _id this row had in Convex, for imported rows';
+
+------------------------------------------------------------------------
+-- clips
+------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.clips (
+    id                  bigint GENERATED ALWAYS AS IDENTITY,
+    user_id             text NOT NULL,
+    title               text NOT NULL DEFAULT '',
+    source_url          text,
+    transcript          text,
+    notes               text,
+    tags                text[] NOT NULL DEFAULT '{}',
+    status              text NOT NULL DEFAULT 'ready',
+    blob_provider       text,
+    blob_key            text,
+    blob_sha256         bytea CHECK (octet_length(blob_sha256) = 32),
+    blob_size           bigint CHECK (blob_size >= 0),
+    blob_content_type   text,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    deleted_at          timestamptz,
+    search              tsvector GENERATED ALWAYS AS (
+                            setweight(to_tsvector('pg_catalog.english'::regconfig, coalesce(title, '')), 'A') ||
+                            setweight(to_tsvector('pg_catalog.english'::regconfig, coalesce(notes, '')), 'B') ||
+                            setweight(to_tsvector('pg_catalog.english'::regconfig, coalesce(transcript, '')), 'C')
+                        ) STORED,
+    version             bigint NOT NULL DEFAULT 0,
+    convex_id           text,
+    PRIMARY KEY (user_id, id),
+    CONSTRAINT clips_user_id_convex_id_key UNIQUE (user_id, convex_id),
+    CONSTRAINT clips_blob_complete CHECK (
+        (blob_key IS NULL) = (blob_provider IS NULL))
+);
+-- List pages, newest or oldest first, of the live clips of one user.
+CREATE INDEX clips_user_id_created_at_id_idx
+    ON @extschema@.clips (user_id, created_at, id) WHERE deleted_at IS NULL;
+-- Tag filters (all of the given tags).
+CREATE INDEX clips_tags_idx ON @extschema@.clips USING gin (tags);
+-- Full-text search.
+CREATE INDEX clips_search_idx ON @extschema@.clips USING gin (search);
+
+COMMENT ON TABLE @extschema@.clips IS
+    'Saved clips; written with plain INSERT/UPDATE/DELETE, triggers keep search, version and notifications right';
+COMMENT ON COLUMN @extschema@.clips.tags IS
+    'Tags; dd_clips_page filters on all of the given tags';
+COMMENT ON COLUMN @extschema@.clips.status IS
+    'Application-defined state of the clip, filterable in dd_clips_page';
+COMMENT ON COLUMN @extschema@.clips.blob_provider IS
+    'Where the clip''s media lives (for example s3, r2, convex); the blob never enters the database';
+COMMENT ON COLUMN @extschema@.clips.blob_key IS
+    'Key of the blob in its provider';
+COMMENT ON COLUMN @extschema@.clips.blob_sha256 IS
+    'SHA-256 of the blob (32 bytes)';
+COMMENT ON COLUMN @extschema@.clips.blob_size IS
+    'Size of the blob in bytes';
+COMMENT ON COLUMN @extschema@.clips.deleted_at IS
+    'Soft delete: set, the clip leaves every page and the change feed reports a delete';
+COMMENT ON COLUMN @extschema@.clips.search IS
+    'Full-text search vector of title (A), notes (B) and transcript (C), always up to date';
+COMMENT ON COLUMN @extschema@.clips.version IS
+    'Change version of the clip''s last write, the key of dd_clip_changes';
+COMMENT ON COLUMN @extschema@.clips.convex_id IS
+    'The document _id this row had in Convex, for imported rows';
+
+------------------------------------------------------------------------
+-- usage_events
+------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.usage_events (
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    user_id         text NOT NULL,
+    event           text NOT NULL,
+    properties      jsonb NOT NULL DEFAULT '{}',
+    event_id        text,
+    occurred_at     timestamptz NOT NULL DEFAULT now(),
+    received_at     timestamptz NOT NULL DEFAULT now(),
+    convex_id       text,
+    PRIMARY KEY (user_id, id),
+    CONSTRAINT usage_events_user_id_event_id_key UNIQUE (user_id, event_id),
+    CONSTRAINT usage_events_user_id_convex_id_key UNIQUE (user_id, convex_id)
+);
+-- Append-only and time-ordered: BRIN is tiny and fits range scans by time.
+CREATE INDEX usage_events_received_at_brin
+    ON @extschema@.usage_events USING brin (received_at);
+-- "This user's events", newest first.
+CREATE INDEX usage_events_user_id_occurred_at_idx
+    ON @extschema@.usage_events (user_id, occurred_at DESC);
+
+COMMENT ON TABLE @extschema@.usage_events IS
+    'Append-only analytics events (dd_track_event, dd_track_events)';
+COMMENT ON COLUMN @extschema@.usage_events.event_id IS
+    'Optional client id of the event; a duplicate for the same user is dropped';
+COMMENT ON COLUMN @extschema@.usage_events.occurred_at IS
+    'When the event happened, as the client says';
+COMMENT ON COLUMN @extschema@.usage_events.received_at IS
+    'When the database stored the event';
+COMMENT ON COLUMN @extschema@.usage_events.convex_id IS
+    'The document _id this row had in Convex, for imported rows';
+
+------------------------------------------------------------------------
+-- pg_dump keeps the rows of every table and the state of every sequence
+------------------------------------------------------------------------
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_credits', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_refunds', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_usage_rollup', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_usage_log', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.clips', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.usage_events', '');
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_keys_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_grants_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.credit_refunds_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.api_usage_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.clips_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.usage_events_id_seq', '');
+
+------------------------------------------------------------------------
+-- Privileges
+------------------------------------------------------------------------
+
+-- Tables are created without PUBLIC privileges already; say so explicitly,
+-- since the whole point is that only the extension's functions write the
+-- ledger.  Roles get access on purpose through dd_grant_app_role and
+-- dd_grant_billing_role.
+-- (Named one by one: the schema may be shared with the user's own tables.)
+REVOKE ALL ON @extschema@.api_keys, @extschema@.api_credits,
+    @extschema@.credit_grants, @extschema@.credit_refunds,
+    @extschema@.api_usage_rollup, @extschema@.api_usage_log,
+    @extschema@.clips, @extschema@.usage_events FROM PUBLIC;
+
+-- ==== credits: functions (src/credits.c) ====
+
+-- ==== end credits ====
+
+-- ==== api keys: functions (src/api_keys.c) ====
+
+-- ==== end api keys ====
+
+-- ==== clips: triggers, page, change feed (src/clips.c) ====
+
+-- ==== end clips ====
+
+-- ==== events: ingest and retention (src/events.c) ====
+
+-- ==== end events ====

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# scripts/test.sh -- every dd_clipper test, on a fresh machine, in one command.
+#
+# Installs the packages it needs, builds, installs into a private copy of the
+# server (tmp_install/), starts a throwaway cluster (tmp_check/), then runs
+#   1. pg_regress        sql/*.sql against expected/*.out
+#   2. isolation specs   specs/*.spec
+#   3. pgTAP suites      test/pgtap/*.sql, run by pg_prove
+#   4. load, fault, dump and upgrade runs   test/t/*.sh, run by prove
+# stops the cluster, prints "N passed, M failed" counting every test of every
+# runner, and exits non-zero on any failure.
+#
+# Environment: DD_PORT (default 54329) picks the cluster's port.
+set -uo pipefail
+
+source "$(dirname "$0")/lib.sh"
+cd "$DD_ROOT"
+
+port=${DD_PORT:-54329}
+logdir=$DD_ROOT/tmp_check
+passed=0
+failed=0
+
+dd_install_packages
+dd_build
+dd_log "installing into tmp_install/"
+bindir=$(dd_temp_install "$DD_ROOT/tmp_install") || exit 1
+dd_log "starting a throwaway cluster on port $port"
+mkdir -p "$logdir"
+# Tests need no durability: a crash test that does starts its own cluster.
+dd_cluster_start "$bindir" "$logdir/data" "$port" \
+    -c fsync=off -c synchronous_commit=off -c max_connections=120 \
+    -c shared_buffers=256MB -c max_prepared_transactions=10
+trap dd_cluster_stop EXIT
+
+# count RUNNER EXIT OK FAIL: add one runner's counts to the totals.  A runner
+# that failed without reporting a failed test (a crash, a bad plan) counts
+# as one failure more.
+count() {
+    local runner=$1 rc=$2 ok=$3 bad=$4
+    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
+        bad=1
+    fi
+    printf '%-12s %4d passed, %d failed\n' "$runner:" "$ok" "$bad" >>"$logdir/summary"
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+}
+: >"$logdir/summary"
+
+dd_log "pg_regress (sql/)"
+make -s installcheck ISOLATION= 2>&1 | tee "$logdir/regress.log"
+rc=${PIPESTATUS[0]}
+count pg_regress "$rc" \
+    "$(grep -cE '\.\.\. +ok' "$logdir/regress.log")" \
+    "$(grep -cE '\.\.\. +FAILED' "$logdir/regress.log")"
+[ -f regression.diffs ] && cp regression.diffs "$logdir/regress.diffs"
+
+dd_log "isolation specs (specs/)"
+make -s installcheck REGRESS= 2>&1 | tee "$logdir/isolation.log"
+rc=${PIPESTATUS[0]}
+count isolation "$rc" \
+    "$(grep -cE '\.\.\. +ok' "$logdir/isolation.log")" \
+    "$(grep -cE '\.\.\. +FAILED' "$logdir/isolation.log")"
+
+dd_log "pgTAP (test/pgtap/, pg_prove)"
+psql -q -X -d postgres -c 'DROP DATABASE IF EXISTS dd_clipper_tap' \
+    -c 'CREATE DATABASE dd_clipper_tap' >/dev/null
+pg_prove -v -d dd_clipper_tap test/pgtap/*.sql 2>&1 | tee "$logdir/pgtap.log"
+rc=${PIPESTATUS[0]}
+count pgTAP "$rc" \
+    "$(grep -cE '^ *ok [0-9]+' "$logdir/pgtap.log")" \
+    "$(grep -cE '^ *not ok [0-9]+' "$logdir/pgtap.log")"
+
+dd_log "load, fault and dump runs (test/t/, prove)"
+export DD_ROOT
+prove -v --exec bash test/t/*.sh 2>&1 | tee "$logdir/prove.log"
+rc=${PIPESTATUS[0]}
+count prove "$rc" \
+    "$(grep -cE '^ *ok [0-9]+' "$logdir/prove.log")" \
+    "$(grep -cE '^ *not ok [0-9]+' "$logdir/prove.log")"
+
+dd_log "summary"
+cat "$logdir/summary"
+if [ "$failed" -ne 0 ]; then
+    for f in regression.diffs output_iso/regression.diffs; do
+        [ -s "$f" ] && { echo "--- $f"; head -200 "$f"; }
+    done
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
