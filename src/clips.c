@@ -761,7 +761,7 @@ dd_clips_page(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("tags must not contain null")));
-			DdCheckText(DatumGetTextPP(elems[i]), "a tag", DD_CLIPS_MAX_TAG);
+			DdCheckText(DatumGetTextPP(elems[i]), "a tag in tags", DD_CLIPS_MAX_TAG);
 			tag_strings[i] = TextDatumGetCString(elems[i]);
 		}
 		/* The query is the same whatever the order or repetition of tags. */
