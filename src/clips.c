@@ -48,21 +48,25 @@
  *		xid), so a poll inside a transaction that is later rolled back never
  *		hands out their versions.)
  *
- * A client that always polls with the version it was given: take any
- * committed write w of clip c, version v.  When w committed, the client's
- * current since was either < v, or >= v; by (2) the poll that returned that
- * since saw w (w's version is <= that poll's H, so w is visible in its
- * snapshot), and it returned c's latest state as of then, which is w or a
- * later write.  If since < v, the first poll whose H >= v sees w by (1) and
- * returns c unless c's state is older than... c's latest write w' visible in
- * that snapshot is w or later; if version(w') <= since, w' was already seen
- * by an earlier poll (by (2) it was visible there), and since it is the
- * latest, w came before it and w's content is superseded.  Hence every
- * committed change is delivered or superseded by a later delivered state,
- * never lost.  A clip's version can even go down (a transaction with an
- * older id overwrites it after a younger one committed): by (1) no poll can
- * have returned the younger version while the older writer was running, so
- * no client holds it.
+ * The feed returns, for each clip whose latest write w (as S sees it) has
+ * since < version(w) <= H, that latest state.  Take a client that always
+ * polls with the version it was given, and any committed write w of a clip
+ * c, version v.  Let P be the first of its polls with H(P) >= v.  By (1), w
+ * is visible in P's snapshot, so the state P sees for c is w or a later
+ * write w'.  If version(w') > since(P), P returns it.  Otherwise w' was
+ * visible to the earlier poll that returned since(P) (by (1) again), and
+ * it was already c's latest write there (anything after it would be a
+ * later write, also visible in S, contradicting that w' is the latest in
+ * S), so that poll, or one before it, returned w' -- by induction on the
+ * polls.  Either way the client holds w or a state that superseded it:
+ * no committed change is lost.  And by (2), everything written after P has
+ * a version above H(P), so the next poll, which asks for versions above
+ * H(P), sees it.
+ *
+ * A clip's version can go down: a transaction with an older id overwrites
+ * the clip after a younger one did and committed.  By (2), no poll can have
+ * returned the younger version while the older writer was running (its id
+ * held H below both), so no client holds a version newer than the clip's.
  *
  * Each change is returned once: the next poll asks for versions > H.  With
  * nothing new, H is returned again or later (xmin only grows), and never a
@@ -90,8 +94,6 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <math.h>
 
 #include "access/htup_details.h"
 #include "access/transam.h"
