@@ -272,6 +272,15 @@ RESET search_path;
 SELECT jsonb_path_query_array(dd_clip_changes('erin'), '$.changes[*].op') AS erin_ops;
 DROP SCHEMA regress_evil CASCADE;
 
+-- A column added to clips appears in pages and the feed at once (in this
+-- session too, whose queries were prepared before); a dropped one goes.
+ALTER TABLE clips ADD COLUMN regress_extra text DEFAULT 'extra';
+SELECT dd_clips_page('alice', 1)->'page'->0->>'regress_extra' AS page_extra,
+       dd_clip_changes('carol', :v)->'changes'->-1->'clip'->>'regress_extra' AS feed_extra;
+ALTER TABLE clips DROP COLUMN regress_extra;
+SELECT dd_clips_page('alice', 1)->'page'->0 ? 'regress_extra' AS page_has_extra,
+       jsonb_array_length(dd_clips_page('alice', 100)->'page') AS alice_clips;
+
 -- A low-privilege role with what an application role gets: it can write
 -- clips with plain SQL and read pages and the feed, hard deletes leave
 -- their tombstone (the trigger is SECURITY DEFINER), and it can neither
@@ -314,24 +323,29 @@ BEGIN
     RETURN c;
 END $$;
 SELECT regress_cursor_at('heavy', 50, 300) AS deep \gset
--- The query dd_clips_page runs for "newest" with a cursor (src/clips.c).
+-- The query dd_clips_page runs for "newest" with a cursor (src/clips.c;
+-- the column list is the table's, without search).
+SELECT string_agg('c.' || quote_ident(attname), ', ' ORDER BY attnum) AS inner_cols,
+       string_agg('p.' || quote_ident(attname), ', ' ORDER BY attnum) AS outer_cols
+FROM pg_attribute WHERE attrelid = 'clips'::regclass AND attnum > 0 AND NOT attisdropped
+  AND attname <> 'search' \gset
 PREPARE page_after(text, int, timestamptz, real, bigint, text, text, text[]) AS
-SELECT pg_catalog.to_jsonb(p.c) OPERATOR(pg_catalog.-) 'search'::pg_catalog.text,
-       p.created_at, p.id, p.rank
-FROM (SELECT c, c.created_at, c.id, NULL::pg_catalog.float4 AS rank
+SELECT pg_catalog.to_jsonb(j), p.created_at, p.id, p."dd rank"
+FROM (SELECT :inner_cols, NULL::pg_catalog.float4 AS "dd rank"
       FROM public.clips c
       WHERE c.user_id OPERATOR(pg_catalog.=) $1 AND c.deleted_at IS NULL
         AND ROW(c.created_at, c.id) OPERATOR(pg_catalog.<) ROW($3, $5)
-      ORDER BY c.created_at DESC, c.id DESC LIMIT $2) p
+      ORDER BY c.created_at DESC, c.id DESC LIMIT $2) p,
+     LATERAL (SELECT :outer_cols) j
 ORDER BY p.created_at DESC, p.id DESC;
 -- And without a cursor, for the first page.
 PREPARE page_first(text, int, timestamptz, real, bigint, text, text, text[]) AS
-SELECT pg_catalog.to_jsonb(p.c) OPERATOR(pg_catalog.-) 'search'::pg_catalog.text,
-       p.created_at, p.id, p.rank
-FROM (SELECT c, c.created_at, c.id, NULL::pg_catalog.float4 AS rank
+SELECT pg_catalog.to_jsonb(j), p.created_at, p.id, p."dd rank"
+FROM (SELECT :inner_cols, NULL::pg_catalog.float4 AS "dd rank"
       FROM public.clips c
       WHERE c.user_id OPERATOR(pg_catalog.=) $1 AND c.deleted_at IS NULL
-      ORDER BY c.created_at DESC, c.id DESC LIMIT $2) p
+      ORDER BY c.created_at DESC, c.id DESC LIMIT $2) p,
+     LATERAL (SELECT :outer_cols) j
 ORDER BY p.created_at DESC, p.id DESC;
 EXPLAIN (COSTS OFF) EXECUTE page_first('heavy', 51, NULL, NULL, NULL, NULL, NULL, NULL);
 EXPLAIN (COSTS OFF) EXECUTE page_after('heavy', 51, '2025-01-01 02:00', 0, 20000, NULL, NULL, NULL);

@@ -96,6 +96,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
@@ -106,6 +107,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -466,6 +468,101 @@ PushJsonb(JsonbParseState **state, JsonbIteratorToken token, Jsonb *jb)
 }
 
 /* ------------------------------------------------------------------------
+ * The clip object: the table's columns but search
+ * ------------------------------------------------------------------------
+ *
+ * Pages and the feed return each clip as a JSON object of the table's
+ * columns, without the search vector (index data, derived from title,
+ * notes and transcript; rendering it to text only to drop it would cost
+ * more than the rest of the row).  The column list is read from the catalog
+ * the first time a backend needs it and again after any change of the
+ * table (a relcache invalidation callback), so ALTER TABLE clips ADD
+ * COLUMN shows up in the next call; the queries that use it are prepared
+ * again then.
+ */
+static Oid	clip_columns_relid = InvalidOid;
+static bool clip_columns_valid = false;
+static bool clip_callback_registered = false;
+static char *clip_columns = NULL;	/* "p.id, p.user_id, ...": the page's */
+static char *clip_columns_inner = NULL;	/* "c.id, c.user_id, ...": the scan's */
+static char *clip_columns_feed = NULL;	/* "c.id, c.user_id, ...", lateral */
+
+static void ForgetClipPlans(void);
+
+/*
+ * ClipsRelcacheCallback
+ *		Any invalidation of clips (or of every relation) makes the column
+ *		list stale.  Only sets a flag: no catalog access in a callback.
+ */
+static void
+ClipsRelcacheCallback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == clip_columns_relid)
+		clip_columns_valid = false;
+}
+
+/*
+ * EnsureClipColumns
+ *		Make the column lists current for the clips table of schema nspid,
+ *		forgetting the prepared queries built from older lists.  Must be
+ *		connected to SPI.
+ */
+static void
+EnsureClipColumns(Oid nspid)
+{
+	Oid			relid = get_relname_relid("clips", nspid);
+	Relation	rel;
+	TupleDesc	desc;
+	StringInfoData outer;
+	StringInfoData inner;
+	int			i;
+	MemoryContext old;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "table clips of dd_clipper is missing");
+	if (!clip_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(ClipsRelcacheCallback, (Datum) 0);
+		clip_callback_registered = true;
+	}
+	if (clip_columns_valid && relid == clip_columns_relid)
+		return;
+
+	ForgetClipPlans();
+
+	rel = table_open(relid, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	initStringInfo(&outer);
+	initStringInfo(&inner);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name;
+
+		if (att->attisdropped || strcmp(NameStr(att->attname), "search") == 0)
+			continue;
+		name = quote_identifier(NameStr(att->attname));
+		appendStringInfo(&outer, "%sp.%s", outer.len > 0 ? ", " : "", name);
+		appendStringInfo(&inner, "%sc.%s", inner.len > 0 ? ", " : "", name);
+	}
+	MemoryContextSwitchTo(old);
+	table_close(rel, AccessShareLock);
+
+	if (clip_columns)
+		pfree(clip_columns);
+	if (clip_columns_inner)
+		pfree(clip_columns_inner);
+	if (clip_columns_feed)
+		pfree(clip_columns_feed);
+	clip_columns = outer.data;
+	clip_columns_inner = inner.data;
+	clip_columns_feed = MemoryContextStrdup(TopMemoryContext, inner.data);
+	clip_columns_relid = relid;
+	clip_columns_valid = true;
+}
+
+/* ------------------------------------------------------------------------
  * dd_clips_page
  * ------------------------------------------------------------------------
  */
@@ -543,6 +640,30 @@ CompareCStrings(const void *a, const void *b)
  */
 #define DD_PAGE_PLANS	(3 * 16)
 static DdPlan page_plans[DD_PAGE_PLANS];
+static DdPlan changes_plan;
+
+/* ForgetPlan: free a plan slot's query text and plan; it is built again. */
+static void
+ForgetPlan(DdPlan *slot)
+{
+	if (slot->plan != NULL)
+		SPI_freeplan(slot->plan);
+	slot->plan = NULL;
+	if (slot->query != NULL)
+		pfree((void *) slot->query);
+	slot->query = NULL;
+}
+
+/* ForgetClipPlans: forget every query built from the column lists. */
+static void
+ForgetClipPlans(void)
+{
+	int			i;
+
+	for (i = 0; i < DD_PAGE_PLANS; i++)
+		ForgetPlan(&page_plans[i]);
+	ForgetPlan(&changes_plan);
+}
 
 static DdPlan *
 PagePlan(int sort, bool has_cursor, bool has_search, bool has_tags,
@@ -574,16 +695,16 @@ PagePlan(int sort, bool has_cursor, bool has_search, bool has_tags,
 	}
 	else
 	{
-		order = "4 DESC, c.id DESC";
-		outer_order = "p.rank DESC, p.id DESC";
+		order = "pg_catalog.ts_rank(c.search, q.q) DESC, c.id DESC";
+		outer_order = "p.\"dd rank\" DESC, p.id DESC";
 	}
 
 	appendStringInfo(&q,
-					 "SELECT pg_catalog.to_jsonb(p.c) OPERATOR(pg_catalog.-) 'search'::pg_catalog.text, "
-					 "p.created_at, p.id, p.rank FROM ("
-					 "SELECT c, c.created_at, c.id, %s AS rank "
+					 "SELECT pg_catalog.to_jsonb(j), p.created_at, p.id, p.\"dd rank\" FROM ("
+					 "SELECT %s, %s AS \"dd rank\" "
 					 "FROM @extschema@.clips c%s "
 					 "WHERE c.user_id OPERATOR(pg_catalog.=) $1 AND c.deleted_at IS NULL",
+					 clip_columns_inner,
 					 sort == DD_SORT_RELEVANCE ?
 					 "pg_catalog.ts_rank(c.search, q.q)" : "NULL::pg_catalog.float4",
 					 has_search ?
@@ -603,7 +724,8 @@ PagePlan(int sort, bool has_cursor, bool has_search, bool has_tags,
 		else
 			appendStringInfoString(&q, " AND ROW(pg_catalog.ts_rank(c.search, q.q), c.id) OPERATOR(pg_catalog.<) ROW($4, $5)");
 	}
-	appendStringInfo(&q, " ORDER BY %s LIMIT $2) p ORDER BY %s", order, outer_order);
+	appendStringInfo(&q, " ORDER BY %s LIMIT $2) p, LATERAL (SELECT %s) j ORDER BY %s",
+					 order, clip_columns, outer_order);
 
 	MemoryContextSwitchTo(old);
 
@@ -780,6 +902,7 @@ dd_clips_page(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 
 	LoadCursorKey(nspid, key);
+	EnsureClipColumns(nspid);
 
 	/* The query the cursor belongs to. */
 	initStringInfo(&hashbuf);
@@ -916,22 +1039,28 @@ static DdPlan high_water_plan = {
  * (NULL: all): the current state of each clip (a soft-deleted clip is a
  * delete) and the tombstones of hard-deleted ones.
  */
-static DdPlan changes_plan = {
-	"SELECT ch.version, ch.id, ch.deleted, ch.clip FROM ("
-	"SELECT c.version, c.id, c.deleted_at IS NOT NULL AS deleted, "
-	"CASE WHEN c.deleted_at IS NULL THEN "
-	"pg_catalog.to_jsonb(c) OPERATOR(pg_catalog.-) 'search'::pg_catalog.text END AS clip "
-	"FROM @extschema@.clips c "
-	"WHERE c.user_id OPERATOR(pg_catalog.=) $1 "
-	"AND c.version OPERATOR(pg_catalog.>) $2 AND c.version OPERATOR(pg_catalog.<=) $3 "
-	"UNION ALL "
-	"SELECT t.version, t.clip_id, true, NULL::pg_catalog.jsonb "
-	"FROM @extschema@.clip_tombstones t "
-	"WHERE t.user_id OPERATOR(pg_catalog.=) $1 "
-	"AND t.version OPERATOR(pg_catalog.>) $2 AND t.version OPERATOR(pg_catalog.<=) $3"
-	") ch ORDER BY ch.version, ch.id LIMIT $4",
-	4, {TEXTOID, INT8OID, INT8OID, INT8OID}
-};
+static DdPlan changes_plan = {NULL, 4, {TEXTOID, INT8OID, INT8OID, INT8OID}};
+
+static DdPlan *
+ChangesPlan(void)
+{
+	if (changes_plan.query == NULL)
+		changes_plan.query = MemoryContextStrdup(TopMemoryContext, psprintf(
+			"SELECT ch.version, ch.id, ch.deleted, ch.clip FROM ("
+			"SELECT c.version, c.id, c.deleted_at IS NOT NULL AS deleted, "
+			"CASE WHEN c.deleted_at IS NULL THEN pg_catalog.to_jsonb(j) END AS clip "
+			"FROM @extschema@.clips c, LATERAL (SELECT %s) j "
+			"WHERE c.user_id OPERATOR(pg_catalog.=) $1 "
+			"AND c.version OPERATOR(pg_catalog.>) $2 AND c.version OPERATOR(pg_catalog.<=) $3 "
+			"UNION ALL "
+			"SELECT t.version, t.clip_id, true, NULL::pg_catalog.jsonb "
+			"FROM @extschema@.clip_tombstones t "
+			"WHERE t.user_id OPERATOR(pg_catalog.=) $1 "
+			"AND t.version OPERATOR(pg_catalog.>) $2 AND t.version OPERATOR(pg_catalog.<=) $3"
+			") ch ORDER BY ch.version, ch.id LIMIT $4",
+			clip_columns_feed));
+	return &changes_plan;
+}
 
 static int64
 RowVersion(int row)
@@ -1032,6 +1161,8 @@ dd_clip_changes(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
+	EnsureClipColumns(nspid);
+
 	/* Read-only: this query and the next share the caller's snapshot. */
 	DdExecutePlan(&high_water_plan, nspid, NULL, NULL, true, 1, SPI_OK_SELECT);
 	high_water = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -1042,7 +1173,7 @@ dd_clip_changes(PG_FUNCTION_ARGS)
 	values[2] = Int64GetDatum(high_water);
 	values[3] = Int64GetDatum((int64) max + 1);
 	if (high_water > since)
-		n = DdExecutePlan(&changes_plan, nspid, values, nulls, true, 0, SPI_OK_SELECT);
+		n = DdExecutePlan(ChangesPlan(), nspid, values, nulls, true, 0, SPI_OK_SELECT);
 	else
 		n = 0;
 
@@ -1074,7 +1205,7 @@ dd_clip_changes(PG_FUNCTION_ARGS)
 				values[1] = Int64GetDatum(last - 1);
 				values[2] = Int64GetDatum(last);
 				nulls[3] = 'n';
-				shown = DdExecutePlan(&changes_plan, nspid, values, nulls, true, 0,
+				shown = DdExecutePlan(ChangesPlan(), nspid, values, nulls, true, 0,
 									  SPI_OK_SELECT);
 				next = last;
 			}
