@@ -6,21 +6,23 @@
 # throwaway cluster (fsync and synchronous_commit on) on port 54432
 # (DD_BENCH_PORT), loads 1,000,000 clips across 10,000 users (one user,
 # "heavy", with 100,000) in one INSERT ... SELECT, then runs, interleaved,
-# ROUNDS rounds (default 3) of SECS seconds (default 8) each:
+# ROUNDS rounds (default 5) of SECS seconds (default 5) each:
 #   page 1 and page 1,000 of "heavy" with dd_clips_page   (bench/clips/page*.sql)
 #   page 1 and page 1,000 with LIMIT 50 OFFSET n          (bench/clips/offset*.sql)
 #   dd_clip_changes polls with nothing new, 2 clients     (bench/clips/poll.sql)
 #   SELECT 1, 2 clients, as the round-trip floor          (bench/clips/select1.sql)
-# and prints medians and ratios as a markdown table.  About 6 minutes on a
-# 2-core VM.
+# and prints medians and ratios as a markdown table.  Ratios are taken
+# within each round (the runs they compare are adjacent, so they share the
+# machine's load of the moment) and their median reported.  About 5
+# minutes on a 2-core VM.
 set -euo pipefail
 
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$DD_ROOT"
 
 port=${DD_BENCH_PORT:-54432}
-rounds=${ROUNDS:-3}
-secs=${SECS:-8}
+rounds=${ROUNDS:-5}
+secs=${SECS:-5}
 dir=$DD_ROOT/tmp_bench_clips
 scripts=$DD_ROOT/bench/clips
 
@@ -87,32 +89,41 @@ run() {
 }
 median() { sort -n "$dir/$1.tps" | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 
-rm -f "$dir"/*.tps
+rm -f "$dir"/*.tps "$dir"/*.ratio
+# ratio NAME A B: tps(A) / tps(B) of this round's last runs.
+ratio_now() { awk -v a="$(tail -1 "$dir/$2.tps")" -v b="$(tail -1 "$dir/$3.tps")" \
+    'BEGIN {printf "%.4f\n", a / b}' >>"$dir/$1.ratio"; }
 for r in $(seq 1 "$rounds"); do
     dd_log "round $r of $rounds"
     run page1 1 page1.sql
-    run offset1 1 offset1.sql
     run page1000 1 page1000.sql
+    ratio_now keyset_deep page1 page1000
+    run offset1 1 offset1.sql
     run offset1000 1 offset1000.sql
+    ratio_now offset_deep offset1 offset1000
+    ratio_now offset_vs_keyset page1000 offset1000
     run poll 2 poll.sql -D since="$since"
     run select1 2 select1.sql
 done
 
+median_of() { sort -n "$1" | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
 ms() { awk -v t="$(median "$1")" 'BEGIN {printf "%.3f", 1000 / t}'; }
-ratio() { awk -v a="$(median "$1")" -v b="$(median "$2")" 'BEGIN {printf "%.2f", a / b}'; }
+r() { awk -v x="$(median_of "$dir/$1.ratio")" 'BEGIN {printf "%.2f", x}'; }
 
-dd_log "results (medians of $rounds rounds of ${secs}s; latency = 1000 / tps, 1 client)"
+dd_log "results: medians of $rounds rounds of ${secs}s (latency = 1000 / tps, 1 client; ratios per round)"
 cat <<TABLE
 
 | 1,000,000 clips, user with 100,000 | \`dd_clips_page\` (keyset) | ORM \`LIMIT 50 OFFSET n\` |
 |---|---|---|
 | page 1 (ms) | $(ms page1) | $(ms offset1) |
 | page 1,000 (ms) | $(ms page1000) | $(ms offset1000) |
-| page 1,000 / page 1 | $(ratio page1 page1000)× | $(ratio offset1 offset1000)× |
-| page 1,000: OFFSET / keyset | | $(ratio page1000 offset1000)× slower |
+| page 1,000 / page 1 | $(r keyset_deep)× | $(r offset_deep)× |
+| page 1,000: OFFSET / keyset | | $(r offset_vs_keyset)× slower |
 
 | change feed, nothing new (2 clients) | per second |
 |---|---|
 | \`dd_clip_changes('heavy', since)\` polls | $(median poll | cut -d. -f1) |
 | \`SELECT 1\` (round-trip floor) | $(median select1 | cut -d. -f1) |
+
+per-round page 1,000 / page 1 (keyset): $(tr '\n' ' ' <"$dir/keyset_deep.ratio")
 TABLE

@@ -364,7 +364,16 @@ SELECT (SELECT array_agg((e->>'id')::bigint) FROM jsonb_array_elements(dd_clips_
      = (SELECT array_agg(id) FROM (SELECT id FROM clips WHERE user_id = 'heavy' AND deleted_at IS NULL
                                    ORDER BY created_at DESC, id DESC OFFSET 14950 LIMIT 50) s) AS deep_page_exact;
 
+-- Installed again in another schema, in the same session: the saved
+-- queries follow the extension.
 DROP EXTENSION dd_clipper;
+CREATE SCHEMA regress_clips_elsewhere;
+CREATE EXTENSION dd_clipper SCHEMA regress_clips_elsewhere;
+INSERT INTO regress_clips_elsewhere.clips (user_id, title) VALUES ('zoe', 'moved');
+SELECT regress_clips_elsewhere.dd_clips_page('zoe')->'page'->0->>'title' AS title,
+       regress_clips_elsewhere.dd_clips_page('zoe', 1, regress_clips_elsewhere.dd_clips_page('zoe', 1)->>'continueCursor')->'page' AS next_page;
+DROP EXTENSION dd_clipper;
+DROP SCHEMA regress_clips_elsewhere;
 DROP FUNCTION regress_try(text), regress_walk(text, int, text, text, text[], text),
     regress_cursor_at(text, int, int);
 DROP ROLE regress_clips_app;
