@@ -227,6 +227,22 @@ BEGIN;
 INSERT INTO clips (user_id, title) VALUES ('carol', 'maybe');
 SELECT jsonb_path_query_array(dd_clip_changes('carol', :v), '$.changes[*].clip.title') AS titles;
 ROLLBACK;
+-- A transaction with more than 2^20 - 1 clip writes repeats its last
+-- version; the feed never splits such a run between two polls.  Simulated
+-- here with the triggers off: versions 100 (x2), 200 (x5), 300.
+SET session_replication_role = replica;
+INSERT INTO clips (user_id, title, version)
+SELECT 'grace', 'g' || i, CASE WHEN i <= 2 THEN 100 WHEN i <= 7 THEN 200 ELSE 300 END
+FROM generate_series(1, 8) i;
+RESET session_replication_role;
+SELECT jsonb_path_query_array(r, '$.changes[*].clip.title') AS titles, r->'version' AS version
+FROM dd_clip_changes('grace', 0, 3) r;
+SELECT jsonb_path_query_array(r, '$.changes[*].clip.title') AS titles, r->'version' AS version
+FROM dd_clip_changes('grace', 100, 3) r;
+SELECT jsonb_path_query_array(r, '$.changes[*].clip.title') AS titles
+FROM dd_clip_changes('grace', 200, 3) r;
+SELECT jsonb_path_query_array(r, '$.changes[*].clip.title') AS titles, r->'version' AS version
+FROM dd_clip_changes('grace', 0, 2) r;
 -- Feed argument errors.
 SELECT regress_try($$SELECT dd_clip_changes(NULL)$$);
 SELECT regress_try($$SELECT dd_clip_changes('carol', NULL)$$);

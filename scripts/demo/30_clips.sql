@@ -20,10 +20,13 @@ SELECT :'p'::jsonb->'isDone' AS "isDone", :'p'::jsonb->>'continueCursor' AS "con
 SELECT c->>'id' AS id, c->>'title' AS title
 FROM jsonb_array_elements(dd_clips_page('demo_user', 2, :'p'::jsonb->>'continueCursor')->'page') c;
 
-\echo '==> search "postgres", best match first, only clips tagged video'
+\echo '==> search "postgres", best match first (title counts more than notes)'
 SELECT c->>'id' AS id, c->>'title' AS title, c->'tags' AS tags
-FROM jsonb_array_elements(dd_clips_page('demo_user', search => 'postgres', tags => '{video}',
-                                        sort => 'relevance')->'page') c;
+FROM jsonb_array_elements(dd_clips_page('demo_user', search => 'postgres', sort => 'relevance')->'page') c;
+
+\echo '==> the same search, only clips tagged video, newest first'
+SELECT c->>'id' AS id, c->>'title' AS title, c->'tags' AS tags
+FROM jsonb_array_elements(dd_clips_page('demo_user', search => 'postgres', tags => '{video}')->'page') c;
 
 \echo '==> a cursor used with another query is refused'
 \set ON_ERROR_STOP 0
