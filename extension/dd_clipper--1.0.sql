@@ -199,7 +199,11 @@ CREATE TABLE @extschema@.clips (
     PRIMARY KEY (user_id, id),
     CONSTRAINT clips_user_id_convex_id_key UNIQUE (user_id, convex_id),
     CONSTRAINT clips_blob_complete CHECK (
-        (blob_key IS NULL) = (blob_provider IS NULL))
+        (blob_key IS NULL) = (blob_provider IS NULL)),
+    -- Bounded so a change notification (which names the user) always fits
+    -- NOTIFY's 8000-byte payload limit.
+    CONSTRAINT clips_user_id_length CHECK (
+        char_length(user_id) BETWEEN 1 AND 256)
 );
 -- List pages, newest or oldest first, of the live clips of one user.
 CREATE INDEX clips_user_id_created_at_id_idx
@@ -208,6 +212,8 @@ CREATE INDEX clips_user_id_created_at_id_idx
 CREATE INDEX clips_tags_idx ON @extschema@.clips USING gin (tags);
 -- Full-text search.
 CREATE INDEX clips_search_idx ON @extschema@.clips USING gin (search);
+-- The change feed: one user's clips (soft-deleted too) by change version.
+CREATE INDEX clips_user_id_version_idx ON @extschema@.clips (user_id, version);
 
 COMMENT ON TABLE @extschema@.clips IS
     'Saved clips; written with plain INSERT/UPDATE/DELETE, triggers keep search, version and notifications right';
@@ -228,7 +234,7 @@ COMMENT ON COLUMN @extschema@.clips.deleted_at IS
 COMMENT ON COLUMN @extschema@.clips.search IS
     'Full-text search vector of title (A), notes (B) and transcript (C), always up to date';
 COMMENT ON COLUMN @extschema@.clips.version IS
-    'Change version of the clip''s last write, the key of dd_clip_changes';
+    'Change version of the clip''s last write, set by trigger: (writing transaction id << 20) | n; the key of dd_clip_changes';
 COMMENT ON COLUMN @extschema@.clips.convex_id IS
     'The document _id this row had in Convex, for imported rows';
 
@@ -310,6 +316,135 @@ REVOKE ALL ON @extschema@.api_keys, @extschema@.api_credits,
 -- ==== end api keys ====
 
 -- ==== clips: triggers, page, change feed (src/clips.c) ====
+
+--
+-- Change versions.  Every write of a clip (insert, update, soft or hard
+-- delete) is stamped by the triggers below with a version built from the
+-- writing transaction's 64-bit id: (xid8 << 20) | n, n counting the clip
+-- writes of that transaction.  dd_clip_changes only returns versions below
+-- the oldest transaction still running, so a writer that started earlier
+-- and commits later is never skipped (the proof is in src/clips.c and the
+-- README).
+--
+
+-- Hard deletes leave a tombstone so the change feed can report them.
+CREATE TABLE @extschema@.clip_tombstones (
+    user_id         text NOT NULL,
+    clip_id         bigint NOT NULL,
+    version         bigint NOT NULL,
+    deleted_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, clip_id)
+);
+-- The change feed reads one user's tombstones by version.
+CREATE INDEX clip_tombstones_user_id_version_idx
+    ON @extschema@.clip_tombstones (user_id, version);
+
+COMMENT ON TABLE @extschema@.clip_tombstones IS
+    'One row per hard-deleted clip, so dd_clip_changes reports hard deletes; written by the clips triggers';
+COMMENT ON COLUMN @extschema@.clip_tombstones.version IS
+    'Change version of the delete';
+
+-- The key of the cursors' keyed hash (SipHash-2-4).  Made at CREATE
+-- EXTENSION from pg_strong_random (gen_random_uuid); not dumped, so a
+-- restored database makes cursors of the old one invalid (they are
+-- short-lived page positions, never credentials).
+CREATE TABLE @extschema@.clip_cursor_key (
+    only_row        boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    key             bytea NOT NULL CHECK (octet_length(key) = 16)
+);
+INSERT INTO @extschema@.clip_cursor_key (key)
+    SELECT pg_catalog.decode(pg_catalog.replace(
+        pg_catalog.gen_random_uuid()::pg_catalog.text, '-', ''), 'hex');
+
+COMMENT ON TABLE @extschema@.clip_cursor_key IS
+    'Secret key of the dd_clips_page cursor checksum; read only by dd_clips_page, as the extension owner';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.clip_tombstones', '');
+-- Registered so pg_dump knows the table, but no row is dumped: CREATE
+-- EXTENSION on restore makes a fresh key.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.clip_cursor_key', 'WHERE false');
+
+REVOKE ALL ON @extschema@.clip_tombstones, @extschema@.clip_cursor_key FROM PUBLIC;
+
+-- Triggers: whoever writes clips (any ORM, psql, COPY), the version,
+-- updated_at, tombstones and notifications are kept right.
+
+CREATE FUNCTION @extschema@.dd_clips_stamp()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'dd_clips_stamp'
+LANGUAGE C;
+
+COMMENT ON FUNCTION @extschema@.dd_clips_stamp() IS
+    'BEFORE INSERT OR UPDATE trigger of clips: sets version (and updated_at on update), refuses a change of user_id or id';
+
+-- SECURITY DEFINER: a hard delete by an application role must leave its
+-- tombstone although the role cannot write clip_tombstones itself.  Every
+-- query it runs is schema-qualified, operators included.
+CREATE FUNCTION @extschema@.dd_clips_publish()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'dd_clips_publish'
+LANGUAGE C
+SECURITY DEFINER;
+
+COMMENT ON FUNCTION @extschema@.dd_clips_publish() IS
+    'AFTER INSERT OR UPDATE OR DELETE trigger of clips: writes the tombstone of a hard delete and sends the change on channel dd_clipper_clips';
+
+CREATE FUNCTION @extschema@.dd_clips_refuse_truncate()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'dd_clips_refuse_truncate'
+LANGUAGE C;
+
+COMMENT ON FUNCTION @extschema@.dd_clips_refuse_truncate() IS
+    'BEFORE TRUNCATE trigger of clips: refuses, since the change feed could not report the removed clips';
+
+CREATE TRIGGER clips_stamp
+    BEFORE INSERT OR UPDATE ON @extschema@.clips
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.dd_clips_stamp();
+CREATE TRIGGER clips_publish
+    AFTER INSERT OR UPDATE OR DELETE ON @extschema@.clips
+    FOR EACH ROW EXECUTE FUNCTION @extschema@.dd_clips_publish();
+CREATE TRIGGER clips_no_truncate
+    BEFORE TRUNCATE ON @extschema@.clips
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.dd_clips_refuse_truncate();
+
+-- Pages and the change feed.  STABLE: each call reads one snapshot, the
+-- caller's, which is what makes the change feed's high-water sound.
+-- SECURITY INVOKER (the default), so row-level security on clips applies.
+
+CREATE FUNCTION @extschema@.dd_clips_page(
+    user_id text,
+    page_size int DEFAULT 50,
+    cursor text DEFAULT NULL,
+    search text DEFAULT NULL,
+    tags text[] DEFAULT NULL,
+    status text DEFAULT NULL,
+    sort text DEFAULT 'newest')
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dd_clips_page'
+LANGUAGE C STABLE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.dd_clips_page(text, int, text, text, text[], text, text) IS
+    'One page of a user''s live clips, {"page", "isDone", "continueCursor"}; keyset pagination in every sort (newest, oldest, relevance)';
+
+CREATE FUNCTION @extschema@.dd_clip_changes(
+    user_id text,
+    since bigint DEFAULT 0,
+    max int DEFAULT 100)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dd_clip_changes'
+LANGUAGE C STABLE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.dd_clip_changes(text, bigint, int) IS
+    'Changes of a user''s clips after version since, and the high-water version to poll with next; never misses a commit';
+
+-- Nothing is executable by PUBLIC: roles are granted on purpose
+-- (dd_grant_app_role).  The trigger functions need no grant: triggers run
+-- whoever writes.
+REVOKE ALL ON FUNCTION @extschema@.dd_clips_stamp() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_clips_publish() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_clips_refuse_truncate() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_clips_page(text, int, text, text, text[], text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_clip_changes(text, bigint, int) FROM PUBLIC;
 
 -- ==== end clips ====
 

@@ -51,6 +51,13 @@ typedef struct DdPlan
 	/* filled in by DdPreparePlan */
 	Oid			nspid;
 	SPIPlanPtr	plan;
+	/*
+	 * Optional, last so existing initializers leave it 0: cursor options
+	 * for SPI_prepare_cursor, e.g. CURSOR_OPT_GENERIC_PLAN for a query
+	 * whose plan never depends on its parameters' values (saves planning
+	 * on every call).
+	 */
+	int			cursor_options;
 } DdPlan;
 
 extern Oid	DdFunctionSchema(FunctionCallInfo fcinfo);
