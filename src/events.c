@@ -40,6 +40,7 @@
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "dd_clipper.h"
@@ -57,28 +58,41 @@ static DdPlan track_one_plan = {
 	5, {TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID}
 };
 
-/* A batch, as five parallel arrays. */
+/*
+ * A batch, as five parallel arrays, inserted in (user_id, event_id) order:
+ * two batches racing on overlapping ids then wait for each other in one
+ * order and cannot deadlock; the ordinality keeps the first of duplicates
+ * within a batch.
+ */
 static DdPlan track_many_plan = {
 	"INSERT INTO @extschema@.usage_events"
 	" (user_id, event, properties, event_id, occurred_at)"
 	" SELECT t.user_id, t.event, t.properties, t.event_id, t.occurred_at"
 	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
 	"  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
-	"  AS t(user_id, event, properties, event_id, occurred_at)"
+	"  WITH ORDINALITY AS t(user_id, event, properties, event_id, occurred_at, n)"
+	" ORDER BY t.user_id COLLATE pg_catalog.\"C\","
+	"  t.event_id COLLATE pg_catalog.\"C\", t.n"
 	" ON CONFLICT (user_id, event_id) DO NOTHING",
 	5, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID,
 	TIMESTAMPTZARRAYOID}
 };
 
-/* The same batch when no element has an event_id: nothing can conflict. */
-static DdPlan track_many_plain_plan = {
+/*
+ * The same batch without the conflict clause: the fast path (see
+ * InsertBatch), and the only path when no element has an event_id.
+ */
+static DdPlan track_many_fast_plan = {
 	"INSERT INTO @extschema@.usage_events"
-	" (user_id, event, properties, occurred_at)"
-	" SELECT t.user_id, t.event, t.properties, t.occurred_at"
+	" (user_id, event, properties, event_id, occurred_at)"
+	" SELECT t.user_id, t.event, t.properties, t.event_id, t.occurred_at"
 	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-	"  pg_catalog.unnest($3), pg_catalog.unnest($4))"
-	"  AS t(user_id, event, properties, occurred_at)",
-	4, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TIMESTAMPTZARRAYOID}
+	"  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
+	"  WITH ORDINALITY AS t(user_id, event, properties, event_id, occurred_at, n)"
+	" ORDER BY t.user_id COLLATE pg_catalog.\"C\","
+	"  t.event_id COLLATE pg_catalog.\"C\", t.n",
+	5, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID,
+	TIMESTAMPTZARRAYOID}
 };
 
 /* The keys an element of dd_track_events may have. */
@@ -252,6 +266,65 @@ ElementTimestamp(JsonbValue *v, int pos)
 			 errdetail("It is %s.", JsonValueKind(v)),
 			 errhint("Use ISO 8601, as in \"2026-01-31T12:00:00Z\", or milliseconds since the Unix epoch.")));
 	return 0;					/* keep compiler quiet */
+}
+
+/*
+ * InsertBatch
+ *		Insert the five column arrays in values; returns the rows stored.
+ *
+ *		ON CONFLICT DO NOTHING first probes the arbiter index for every row
+ *		and then inserts it, about twice the index work of a plain INSERT,
+ *		whose own unique check finds a duplicate on the way.  Most batches
+ *		hold no duplicate, so a batch with event ids is first inserted
+ *		plainly in a subtransaction; if that hits a unique violation (a
+ *		duplicate in the batch, one already stored, or one a concurrent
+ *		batch committed while we waited for it) the subtransaction is rolled
+ *		back and the batch inserted again with ON CONFLICT DO NOTHING.
+ *		Either way each (user_id, event_id) is stored once.  Any other
+ *		error is re-thrown.
+ */
+static int
+InsertBatch(Oid nspid, Datum *values, bool any_event_id)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile int stored = -1;
+
+	if (!any_event_id)
+		return DdExecutePlan(&track_many_fast_plan, nspid, values, NULL,
+							 false, 0, SPI_OK_INSERT);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		stored = DdExecutePlan(&track_many_fast_plan, nspid, values, NULL,
+							   false, 0, SPI_OK_INSERT);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		stored = -1;
+	}
+	PG_END_TRY();
+
+	if (stored < 0)
+		stored = DdExecutePlan(&track_many_plan, nspid, values, NULL,
+							   false, 0, SPI_OK_INSERT);
+	return stored;
 }
 
 /*
@@ -482,26 +555,17 @@ dd_track_events(PG_FUNCTION_ARGS)
 												   TEXTOID, -1, false, TYPALIGN_INT));
 	values[2] = PointerGetDatum(construct_md_array(props, NULL, 1, dims, lbs,
 												   JSONBOID, -1, false, TYPALIGN_INT));
-	if (any_event_id)
-	{
-		values[3] = PointerGetDatum(construct_md_array(event_ids, event_id_nulls,
-													   1, dims, lbs, TEXTOID,
-													   -1, false, TYPALIGN_INT));
-		values[4] = PointerGetDatum(construct_md_array(times, NULL, 1, dims, lbs,
-													   TIMESTAMPTZOID, 8,
-													   FLOAT8PASSBYVAL,
-													   TYPALIGN_DOUBLE));
-	}
-	else
-		values[3] = PointerGetDatum(construct_md_array(times, NULL, 1, dims, lbs,
-													   TIMESTAMPTZOID, 8,
-													   FLOAT8PASSBYVAL,
-													   TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(construct_md_array(event_ids, event_id_nulls,
+												   1, dims, lbs, TEXTOID,
+												   -1, false, TYPALIGN_INT));
+	values[4] = PointerGetDatum(construct_md_array(times, NULL, 1, dims, lbs,
+												   TIMESTAMPTZOID, 8,
+												   FLOAT8PASSBYVAL,
+												   TYPALIGN_DOUBLE));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	stored = DdExecutePlan(any_event_id ? &track_many_plan : &track_many_plain_plan,
-						   nspid, values, NULL, false, 0, SPI_OK_INSERT);
+	stored = InsertBatch(nspid, values, any_event_id);
 	SPI_finish();
 
 	PG_RETURN_INT64(stored);

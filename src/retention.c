@@ -22,7 +22,8 @@
  * deletes a batch of api_usage_log rows also adds their per-user sum of
  * credits and count to api_usage_rollup (a data-modifying CTE: the delete
  * and the rollup commit or fail together).  The rollup row of a user is
- * updated under its row lock, so concurrent purges add up exactly.
+ * updated under its row lock, so concurrent purges add up exactly; rollup
+ * rows are written in user_id order, so two purges cannot deadlock on them.
  *
  *-------------------------------------------------------------------------
  */
@@ -69,6 +70,7 @@ static DdPlan purge_log_plan = {
 	"), r AS ("
 	"  INSERT INTO @extschema@.api_usage_rollup AS r (user_id, charged, usage_rows)"
 	"  SELECT s.user_id, s.charged, s.usage_rows FROM s"
+	"  ORDER BY s.user_id COLLATE pg_catalog.\"C\""
 	"  ON CONFLICT (user_id) DO UPDATE"
 	"  SET charged = r.charged OPERATOR(pg_catalog.+) excluded.charged,"
 	"      usage_rows = r.usage_rows OPERATOR(pg_catalog.+) excluded.usage_rows,"
