@@ -341,7 +341,9 @@ SELECT count(*) AS evil_rows FROM regress_evil.api_usage_log;
 SELECT count(*) AS evil_rows FROM regress_evil.api_usage_rollup;
 SELECT user_id, charged, usage_rows FROM api_usage_rollup ORDER BY user_id COLLATE "C";
 SELECT count(*) AS recent_usage_kept FROM api_usage_log;
+SET client_min_messages = warning;
 DROP SCHEMA regress_evil CASCADE;
+RESET client_min_messages;
 
 ------------------------------------------------------------------------
 -- Privileges: nothing for PUBLIC; EXECUTE is all a role needs
