@@ -21,9 +21,13 @@
  * per column); a single saved plan then inserts them all with
  * INSERT ... SELECT FROM unnest(...).  A malformed element is an error that
  * names its position (events[3].event must be a string); since the insert
- * has not run yet, nothing of the batch is stored.
+ * has not run yet, nothing of the batch is stored.  A batch with event ids
+ * is first inserted without the conflict clause in a subtransaction, and
+ * again with it only if that meets a duplicate (see InsertBatch).
  *
- * Locking: only the row and index locks of the inserts themselves.
+ * Locking: only the row and index locks of the inserts themselves.  A batch
+ * inserts its rows in (user_id, event_id) order, so two batches that share
+ * ids wait for each other in one order.
  *
  *-------------------------------------------------------------------------
  */
