@@ -305,6 +305,14 @@ CREATE FUNCTION regress_evil.tid_always(tid, tid) RETURNS boolean
     LANGUAGE sql AS $$SELECT true$$;
 CREATE OPERATOR regress_evil.= (LEFTARG = tid, RIGHTARG = tid,
     FUNCTION = regress_evil.tid_always);
+CREATE FUNCTION regress_evil.always2(bigint, integer) RETURNS boolean
+    LANGUAGE sql AS $$SELECT true$$;
+CREATE OPERATOR regress_evil.< (LEFTARG = bigint, RIGHTARG = integer,
+    FUNCTION = regress_evil.always2);
+CREATE FUNCTION regress_evil.always3(integer, integer) RETURNS boolean
+    LANGUAGE sql AS $$SELECT true$$;
+CREATE OPERATOR regress_evil.>= (LEFTARG = integer, RIGHTARG = integer,
+    FUNCTION = regress_evil.always3);
 CREATE FUNCTION regress_evil.zero(bigint, bigint) RETURNS bigint
     LANGUAGE sql AS $$SELECT 0::pg_catalog.int8$$;
 CREATE OPERATOR regress_evil.+ (LEFTARG = bigint, RIGHTARG = bigint,
@@ -321,14 +329,16 @@ SELECT public.dd_track_events('[{"user_id": "h1", "event": "evil", "event_id": "
                                 {"user_id": "h1", "event": "evil", "event_id": "h-2"},
                                 {"user_id": "h1", "event": "evil", "event_id": "h-2"}]') AS stored;
 SELECT public.dd_track_events('[{"user_id": "h2", "event": "evil"}]') AS stored;
--- One old event and one recent; old usage of user a already purged above.
+-- One old event; three old usage rows of user c.
 INSERT INTO public.usage_events (user_id, event, received_at)
 VALUES ('h3', 'old', pg_catalog.now() OPERATOR(pg_catalog.-) '40 days'::pg_catalog.interval);
 INSERT INTO public.api_usage_log (user_id, request_id, credits, created_at)
 VALUES ('c', 'old-c', 0, pg_catalog.now() OPERATOR(pg_catalog.-) '40 days'::pg_catalog.interval),
-       ('c', 'old-c2', 0, pg_catalog.now() OPERATOR(pg_catalog.-) '40 days'::pg_catalog.interval);
+       ('c', 'old-c2', 0, pg_catalog.now() OPERATOR(pg_catalog.-) '40 days'::pg_catalog.interval),
+       ('c', 'old-c3', 0, pg_catalog.now() OPERATOR(pg_catalog.-) '40 days'::pg_catalog.interval);
 SELECT public.dd_purge_usage_events('30 days', 1) AS deleted;
 SELECT public.dd_purge_usage_log('30 days', 1, 1) AS deleted;
+-- Two batches of one, then an empty one: 2.
 CALL public.dd_purge_usage_log_proc('30 days', 1);
 CALL public.dd_purge_usage_events_proc('30 days');
 RESET search_path;
@@ -371,7 +381,7 @@ CALL dd_purge_usage_events_proc('1 day');
 RESET ROLE;
 
 INSERT INTO api_usage_log (user_id, request_id, credits, created_at)
-VALUES ('c', 'old-c3', 1, now() - interval '40 days');
+VALUES ('c', 'old-c4', 1, now() - interval '40 days');
 UPDATE api_credits SET balance = balance - 1 WHERE user_id = 'c';
 SET ROLE regress_events_maint;
 SELECT dd_track_event('p1', 'login');
