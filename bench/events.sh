@@ -127,6 +127,24 @@ for r in $(seq 1 "$rounds"); do
         echo "round $r $m: $tps tps"
     done
 done
+# The same three mixed in one pgbench run, each transaction picking a
+# script at random: machine noise hits all three alike; compare latencies.
+: >"$work/mixed.lat"
+for r in 1 2 3; do
+    "$bindir/pgbench" -n -M prepared -c "$clients" -j 2 -T $((2 * secs)) \
+        -f bench/events/track_one.sql@1 -f bench/events/plain_one.sql@1 \
+        -f bench/events/oc_one.sql@1 2>&1 |
+        awk '/^SQL script/ {n=$4; sub(".*/", "", n); sub("[.]sql$", "", n)}
+             /latency average/ && n {print n, $5; n=""}' >>"$work/mixed.lat"
+done
+cat "$work/mixed.lat"
+# Throughput ratio = inverse latency ratio, per run; median of the runs.
+mixed_plain=$(awk '$1=="track_one"{t[++a]=$2} $1=="plain_one"{p[++b]=$2}
+    END {for (i = 1; i <= a; i++) print p[i]/t[i]}' "$work/mixed.lat" | sort -g |
+    awk '{r[NR]=$1} END {printf "%.2f", r[int((NR+1)/2)]}')
+mixed_oc=$(awk '$1=="track_one"{t[++a]=$2} $1=="oc_one"{p[++b]=$2}
+    END {for (i = 1; i <= a; i++) print p[i]/t[i]}' "$work/mixed.lat" | sort -g |
+    awk '{r[NR]=$1} END {printf "%.2f", r[int((NR+1)/2)]}')
 st=$(awk '$1=="track_one"{print $2}' "$work/single.times" | median)
 sp=$(awk '$1=="plain_one"{print $2}' "$work/single.times" | median)
 so=$(awk '$1=="oc_one"{print $2}' "$work/single.times" | median)
@@ -258,6 +276,8 @@ echo "| \`dd_track_events\`, batches of 1,000 | $bt rows/s | \`COPY\` 1,000 rows
 echo "| \`dd_track_events\`, batches of 1,000 | $bt rows/s | single-row \`INSERT\`s, 1,000 per transaction: $bi rows/s | $(ratio "$bt" "$bi") | $(pairmedian "$work/batch.times" track insert) | |"
 echo "| \`dd_track_event\`, one per transaction | $st tps | plain \`INSERT\`: $sp tps | $(ratio "$st" "$sp") | $(pairmedian "$work/single.times" track_one plain_one) | ≥ 0.95 |"
 echo "| \`dd_track_event\`, one per transaction | $st tps | \`INSERT ... ON CONFLICT DO NOTHING\`: $so tps | $(ratio "$st" "$so") | $(pairmedian "$work/single.times" track_one oc_one) | |"
+echo "| \`dd_track_event\`, mixed in one pgbench run with its baselines (3 runs, latency ratio) | | plain \`INSERT\` | $mixed_plain | | ≥ 0.95 |"
+echo "| \`dd_track_event\`, mixed in one pgbench run with its baselines (3 runs, latency ratio) | | \`INSERT ... ON CONFLICT DO NOTHING\` | $mixed_oc | | |"
 echo
 echo "| retention of 1,000,000 of 1,100,000 rows | time | size before | size after | after \`VACUUM\` (time) |"
 echo "|---|---|---|---|---|"
