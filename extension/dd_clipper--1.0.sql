@@ -450,4 +450,126 @@ REVOKE ALL ON FUNCTION @extschema@.dd_clip_changes(text, bigint, int) FROM PUBLI
 
 -- ==== events: ingest and retention (src/events.c) ====
 
+-- Ingest (src/events.c).  Both are SECURITY DEFINER so an application role
+-- needs only EXECUTE, never INSERT on usage_events; every query they run is
+-- schema-qualified, operators included, so the caller's search_path cannot
+-- change it.
+
+CREATE FUNCTION @extschema@.dd_track_event(
+    user_id     text,
+    event       text,
+    properties  jsonb DEFAULT '{}',
+    event_id    text DEFAULT NULL,
+    occurred_at timestamptz DEFAULT pg_catalog.now())
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dd_track_event'
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER;
+
+COMMENT ON FUNCTION @extschema@.dd_track_event(text, text, jsonb, text, timestamptz) IS
+    'Store one analytics event; returns its id, or NULL when the user already has an event with this event_id (the duplicate is dropped)';
+
+CREATE FUNCTION @extschema@.dd_track_events(events jsonb)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dd_track_events'
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER;
+
+COMMENT ON FUNCTION @extschema@.dd_track_events(jsonb) IS
+    'Store a JSON array of events (keys user_id, event, properties, event_id, occurred_at) in one statement; returns the rows stored. A duplicate event_id of a user is dropped; a malformed element is an error naming its position and stores nothing';
+
+-- Retention (src/retention.c).  SECURITY DEFINER so a maintenance role
+-- needs only EXECUTE; the delete of old api_usage_log rows adds them to
+-- api_usage_rollup in the same statement, so dd_credit_audit still balances.
+
+CREATE FUNCTION @extschema@.dd_purge_usage_events(
+    older_than  interval,
+    batch_size  integer DEFAULT 10000,
+    max_batches integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dd_purge_usage_events'
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER;
+
+COMMENT ON FUNCTION @extschema@.dd_purge_usage_events(interval, integer, integer) IS
+    'Delete usage_events received more than older_than ago, batch_size rows per batch, at most max_batches batches (NULL: all); returns the rows deleted. Runs in the caller''s transaction';
+
+CREATE FUNCTION @extschema@.dd_purge_usage_log(
+    older_than  interval,
+    batch_size  integer DEFAULT 10000,
+    max_batches integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dd_purge_usage_log'
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER;
+
+COMMENT ON FUNCTION @extschema@.dd_purge_usage_log(interval, integer, integer) IS
+    'Delete api_usage_log rows created more than older_than ago in batches, adding their credits and count per user to api_usage_rollup in the same statement; returns the rows deleted. Their request ids stop being idempotent';
+
+-- The procedures commit after every batch, so a purge of millions of rows
+-- holds no lock and no snapshot for long and can be stopped at any point
+-- without losing the batches done (as pg_partman's run_maintenance_proc).
+-- They cannot be SECURITY DEFINER (a procedure that commits runs as its
+-- caller), so they only call the functions above, fully qualified.  CALL
+-- them outside an explicit transaction block.
+
+CREATE PROCEDURE @extschema@.dd_purge_usage_events_proc(
+    older_than  interval,
+    batch_size  integer DEFAULT 10000,
+    max_batches integer DEFAULT NULL,
+    INOUT deleted bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    n       bigint;
+    batches integer := 0;
+BEGIN
+    deleted := 0;
+    LOOP
+        n := @extschema@.dd_purge_usage_events(older_than, batch_size, 1);
+        deleted := deleted OPERATOR(pg_catalog.+) n;
+        batches := batches OPERATOR(pg_catalog.+) 1;
+        COMMIT;
+        EXIT WHEN n OPERATOR(pg_catalog.<) batch_size
+            OR batches OPERATOR(pg_catalog.>=) max_batches;
+    END LOOP;
+END
+$proc$;
+
+COMMENT ON PROCEDURE @extschema@.dd_purge_usage_events_proc(interval, integer, integer, bigint) IS
+    'dd_purge_usage_events one batch at a time, committing after each batch; deleted: the rows deleted';
+
+CREATE PROCEDURE @extschema@.dd_purge_usage_log_proc(
+    older_than  interval,
+    batch_size  integer DEFAULT 10000,
+    max_batches integer DEFAULT NULL,
+    INOUT deleted bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    n       bigint;
+    batches integer := 0;
+BEGIN
+    deleted := 0;
+    LOOP
+        n := @extschema@.dd_purge_usage_log(older_than, batch_size, 1);
+        deleted := deleted OPERATOR(pg_catalog.+) n;
+        batches := batches OPERATOR(pg_catalog.+) 1;
+        COMMIT;
+        EXIT WHEN n OPERATOR(pg_catalog.<) batch_size
+            OR batches OPERATOR(pg_catalog.>=) max_batches;
+    END LOOP;
+END
+$proc$;
+
+COMMENT ON PROCEDURE @extschema@.dd_purge_usage_log_proc(interval, integer, integer, bigint) IS
+    'dd_purge_usage_log one batch at a time, committing after each batch (usage rows and rollup together); deleted: the rows deleted';
+
+-- Nothing for PUBLIC: tracking is granted to application roles and
+-- retention to maintenance roles on purpose (dd_grant_app_role, or GRANT
+-- EXECUTE by hand).
+REVOKE ALL ON FUNCTION @extschema@.dd_track_event(text, text, jsonb, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_track_events(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_purge_usage_events(interval, integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_purge_usage_log(interval, integer, integer) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.dd_purge_usage_events_proc(interval, integer, integer, bigint) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.dd_purge_usage_log_proc(interval, integer, integer, bigint) FROM PUBLIC;
+
+
 -- ==== end events ====
