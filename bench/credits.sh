@@ -18,16 +18,17 @@
 # of every cell and dd_charge_credit's ratio to each baseline as a markdown
 # table.  Durable settings: fsync and synchronous_commit on.
 #
-# Environment: DD_BENCH_PORT (54412), DD_BENCH_SECONDS per run (6),
-# DD_BENCH_ROUNDS (3).  About 2 * 3 * 5 * ROUNDS * (SECONDS + 2) seconds.
+# Environment: DD_BENCH_PORT (54412), DD_BENCH_SECONDS per run (4),
+# DD_BENCH_ROUNDS (5).  About 2 * 3 * 5 * ROUNDS * (SECONDS + 2) seconds
+# (15 minutes with the defaults).
 set -euo pipefail
 
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$DD_ROOT"
 
 port=${DD_BENCH_PORT:-54412}
-seconds=${DD_BENCH_SECONDS:-6}
-rounds=${DD_BENCH_ROUNDS:-3}
+seconds=${DD_BENCH_SECONDS:-4}
+rounds=${DD_BENCH_ROUNDS:-5}
 dir=$DD_ROOT/bench/credits
 out=$DD_ROOT/bench/results
 mkdir -p "$out"
