@@ -31,7 +31,18 @@
  * inserts its refund row, then locks the balance row.  No function waits
  * for a ledger key while another waits for it on the balance row in the
  * opposite order (charges never touch credit_grants or credit_refunds), so
- * the functions cannot deadlock with each other.
+ * the functions cannot deadlock with each other when each call is its own
+ * transaction.  A client transaction that combines several calls can, as
+ * any transaction can (for example one that logs request r with
+ * dd_log_usage and then charges the same user, against a charge of r
+ * already holding that user's balance row); PostgreSQL detects it and
+ * fails one of them with 40P01.
+ *
+ * Why no subtransaction: the charge must turn a concurrent duplicate into
+ * a replay, not an error, and catching a unique violation would need a
+ * subtransaction on every call.  INSERT ... ON CONFLICT DO NOTHING waits
+ * for the duplicate and reports the conflict instead; the rare debit that
+ * lost its request id is then given back in the same transaction.
  *
  * Isolation levels.  The promises are made under READ COMMITTED, where each
  * statement sees what committed before it started.  Under REPEATABLE READ
