@@ -144,6 +144,7 @@ CREATE TABLE @extschema@.api_usage_log (
     credits         bigint NOT NULL DEFAULT 0 CHECK (credits >= 0),
     api_key_id      bigint,
     metadata        jsonb,
+    balance_after   bigint,
     created_at      timestamptz NOT NULL DEFAULT now(),
     convex_id       text,
     PRIMARY KEY (user_id, id),
@@ -163,6 +164,8 @@ COMMENT ON COLUMN @extschema@.api_usage_log.request_id IS
     'Client request id, unique per user: a retried request is charged and logged once';
 COMMENT ON COLUMN @extschema@.api_usage_log.credits IS
     'Credits charged for the request; 0 for requests logged with dd_log_usage';
+COMMENT ON COLUMN @extschema@.api_usage_log.balance_after IS
+    'Balance right after this charge, returned again when the request is replayed; NULL for rows logged without a charge';
 COMMENT ON COLUMN @extschema@.api_usage_log.api_key_id IS
     'The api_keys row that authorised the request (not a foreign key: the log outlives keys)';
 COMMENT ON COLUMN @extschema@.api_usage_log.convex_id IS
@@ -303,6 +306,85 @@ REVOKE ALL ON @extschema@.api_keys, @extschema@.api_credits,
 
 -- ==== credits: functions (src/credits.c) ====
 
+-- The outcome of one charge.
+CREATE TYPE @extschema@.dd_charge AS (
+    ok          boolean,
+    balance     bigint,
+    usage_id    bigint,
+    replayed    boolean
+);
+COMMENT ON TYPE @extschema@.dd_charge IS
+    'Outcome of dd_charge_credit: ok (charged, or a replay of a charged request), balance after the charge (NULL without a balance row), usage_id of the usage row, replayed (a repeated request_id: nothing charged again)';
+
+-- Every function is SECURITY DEFINER: callers get EXECUTE on purpose
+-- (dd_grant_app_role, dd_grant_billing_role), never write access to the
+-- ledger tables, so the single-writer path cannot be bypassed.  They need no
+-- SET search_path: every query they run names its schema for every table,
+-- function and operator (sql/credits.sql runs them under a hostile
+-- search_path).
+CREATE FUNCTION @extschema@.dd_grant_credit(
+    user_id text, amount bigint, reason text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dd_grant_credit'
+LANGUAGE C VOLATILE SECURITY DEFINER;
+COMMENT ON FUNCTION @extschema@.dd_grant_credit(text, bigint, text, text) IS
+    'Add amount (> 0) credits to a user''s balance (created if needed) and record the grant; a repeated idempotency_key grants once. Returns the balance';
+
+CREATE FUNCTION @extschema@.dd_charge_credit(
+    user_id text, amount bigint DEFAULT 1, request_id text DEFAULT NULL,
+    endpoint text DEFAULT NULL, api_key_id bigint DEFAULT NULL,
+    metadata jsonb DEFAULT NULL)
+RETURNS @extschema@.dd_charge
+AS 'MODULE_PATHNAME', 'dd_charge_credit'
+LANGUAGE C VOLATILE SECURITY DEFINER;
+COMMENT ON FUNCTION @extschema@.dd_charge_credit(text, bigint, text, text, bigint, jsonb) IS
+    'Take amount credits if the balance covers them and log the request, in one statement; a repeated request_id charges once and returns the first outcome with replayed = true';
+
+CREATE FUNCTION @extschema@.dd_refund_credit(
+    user_id text, request_id text, reason text DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dd_refund_credit'
+LANGUAGE C VOLATILE SECURITY DEFINER;
+COMMENT ON FUNCTION @extschema@.dd_refund_credit(text, text, text) IS
+    'Give back the credits charged for request_id, exactly once, and record the refund. Returns the balance';
+
+CREATE FUNCTION @extschema@.dd_credit_balance(user_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dd_credit_balance'
+LANGUAGE C STABLE SECURITY DEFINER;
+COMMENT ON FUNCTION @extschema@.dd_credit_balance(text) IS
+    'The user''s credit balance; 0 for a user without one';
+
+CREATE FUNCTION @extschema@.dd_credit_audit(
+    OUT user_id text, OUT balance bigint, OUT expected bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dd_credit_audit'
+LANGUAGE C STABLE SECURITY DEFINER;
+COMMENT ON FUNCTION @extschema@.dd_credit_audit() IS
+    'Users whose balance differs from grants - charges (incl. retention rollup) + refunds; empty when the ledger is sound';
+
+CREATE FUNCTION @extschema@.dd_log_usage(
+    user_id text, endpoint text, request_id text DEFAULT NULL,
+    api_key_id bigint DEFAULT NULL, metadata jsonb DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'dd_log_usage'
+LANGUAGE C VOLATILE SECURITY DEFINER;
+COMMENT ON FUNCTION @extschema@.dd_log_usage(text, text, text, bigint, jsonb) IS
+    'Log a request that costs nothing; idempotent on request_id. Returns the usage row id';
+
+-- Nothing for PUBLIC: these run with the extension owner's rights, so who
+-- may call them is decided on purpose (dd_grant_app_role gets charge,
+-- balance and log; dd_grant_billing_role adds grant, refund and audit).
+REVOKE ALL ON FUNCTION
+    @extschema@.dd_grant_credit(text, bigint, text, text),
+    @extschema@.dd_charge_credit(text, bigint, text, text, bigint, jsonb),
+    @extschema@.dd_refund_credit(text, text, text),
+    @extschema@.dd_credit_balance(text),
+    @extschema@.dd_credit_audit(),
+    @extschema@.dd_log_usage(text, text, text, bigint, jsonb)
+FROM PUBLIC;
+
 -- ==== end credits ====
 
 -- ==== api keys: functions (src/api_keys.c) ====
@@ -351,12 +433,38 @@ LANGUAGE C VOLATILE SECURITY DEFINER PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.dd_revoke_api_key(bigint) IS
     'Revoke an API key: true when this call revoked it, false when it was already revoked';
 
+CREATE TYPE @extschema@.dd_authorization AS (
+    valid       boolean,
+    code        text,
+    key_id      bigint,
+    user_id     text,
+    ok          boolean,
+    balance     bigint,
+    usage_id    bigint,
+    replayed    boolean
+);
+COMMENT ON TYPE @extschema@.dd_authorization IS
+    'Result of dd_authorize_and_charge: valid (the request may proceed), code (a dd_key_check code or INSUFFICIENT_CREDITS), the key''s id and user, and the charge (ok, balance, usage_id, replayed) as dd_charge_credit reports it';
+
+CREATE FUNCTION @extschema@.dd_authorize_and_charge(
+    api_key text,
+    amount bigint DEFAULT 1,
+    request_id text DEFAULT NULL,
+    endpoint text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL)
+RETURNS @extschema@.dd_authorization
+AS 'MODULE_PATHNAME', 'dd_authorize_and_charge'
+LANGUAGE C VOLATILE SECURITY DEFINER PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dd_authorize_and_charge(text, bigint, text, text, jsonb) IS
+    'Verify an API key and charge its user amount credits, logging the request, in one call; amount 0 checks without spending; idempotent on request_id';
+
 -- Key management and verification are granted to roles on purpose (the
 -- roles functions), never to PUBLIC: a SECURITY DEFINER function callable by
 -- anyone would let any role mint keys for any user.
 REVOKE ALL ON FUNCTION @extschema@.dd_create_api_key(text, text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dd_verify_api_key(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @extschema@.dd_revoke_api_key(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_authorize_and_charge(text, bigint, text, text, jsonb) FROM PUBLIC;
 
 
 -- ==== end api keys ====

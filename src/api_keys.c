@@ -46,14 +46,17 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "dd_clipper.h"
+#include "credits.h"
 #include "key_codec.h"
 
 PG_FUNCTION_INFO_V1(dd_create_api_key);
 PG_FUNCTION_INFO_V1(dd_verify_api_key);
 PG_FUNCTION_INFO_V1(dd_revoke_api_key);
+PG_FUNCTION_INFO_V1(dd_authorize_and_charge);
 
 /* The verification codes (dd_key_check.code, dd_authorization.code). */
 typedef enum DdKeyCode
@@ -433,4 +436,92 @@ dd_revoke_api_key(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	PG_RETURN_BOOL(revoked);
+}
+
+/*
+ * dd_authorize_and_charge(api_key text, amount bigint = 1,
+ *						   request_id text = NULL, endpoint text = NULL,
+ *						   metadata jsonb = NULL) returns dd_authorization
+ *		The whole middleware path in one call: verify the key (as
+ *		dd_verify_api_key, last_used_at included), then charge the key's
+ *		user as dd_charge_credit does, logging the request with the key's
+ *		id.  valid is true only when the request may proceed: the key is
+ *		VALID and the charge succeeded (code INSUFFICIENT_CREDITS when it
+ *		did not).  With amount = 0 nothing is charged or logged.  Idempotent
+ *		on request_id exactly like dd_charge_credit.
+ */
+Datum
+dd_authorize_and_charge(PG_FUNCTION_ARGS)
+{
+	Oid			nspid = DdFunctionSchema(fcinfo);
+	int64		amount;
+	text	   *request_id;
+	text	   *endpoint;
+	Jsonb	   *metadata = NULL;
+	DdKeyCheck	check;
+	DdChargeResult charge;
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	bool		charged = false;
+
+	memset(&charge, 0, sizeof(charge));
+
+	/*
+	 * Bad arguments are errors whatever the key, with the same messages as
+	 * dd_charge_credit (DdChargeCredit checks them again, cheaply).
+	 */
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("amount must not be null")));
+	amount = PG_GETARG_INT64(1);
+	if (amount < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount must be zero or positive"),
+				 errdetail("The amount given is " INT64_FORMAT ".", amount),
+				 errhint("Use dd_refund_credit to give credit back.")));
+	request_id = DdOptionalTextArg(fcinfo, 2, "request_id", DD_MAX_REQUEST_ID);
+	endpoint = DdOptionalTextArg(fcinfo, 3, "endpoint", DD_MAX_ENDPOINT);
+	if (!PG_ARGISNULL(4))
+	{
+		metadata = PG_GETARG_JSONB_P(4);
+		if (!JB_ROOT_IS_OBJECT(metadata))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("metadata must be a JSON object"),
+					 errdetail("The value given is a JSON %s.",
+							   JB_ROOT_IS_SCALAR(metadata) ? "scalar" : "array"),
+					 errhint("Pass an object such as '{\"model\": \"small\"}', or NULL.")));
+	}
+
+	DdCheckKey(nspid, PG_ARGISNULL(0),
+			   PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0), &check);
+	if (check.code == DD_KEY_VALID)
+	{
+		DdChargeCredit(nspid, check.user_id, amount, request_id, endpoint,
+					   true, check.key_id, metadata, &charge);
+		charged = true;
+	}
+
+	tupdesc = DdResultTupleDesc(fcinfo);
+	if (!charged)
+		values[1] = CStringGetTextDatum(dd_key_code_names[check.code]);
+	else if (!charge.ok)
+		values[1] = CStringGetTextDatum("INSUFFICIENT_CREDITS");
+	else
+		values[1] = CStringGetTextDatum("VALID");
+	values[0] = BoolGetDatum(charged && charge.ok);
+	values[2] = Int64GetDatum(check.key_id);
+	values[3] = PointerGetDatum(check.user_id);
+	nulls[2] = nulls[3] = !check.found;
+	values[4] = BoolGetDatum(charged && charge.ok);
+	values[5] = Int64GetDatum(charged ? charge.balance : 0);
+	nulls[5] = !(charged && charge.has_balance);
+	values[6] = Int64GetDatum(charged ? charge.usage_id : 0);
+	nulls[6] = !(charged && charge.has_usage_id);
+	values[7] = BoolGetDatum(charged && charge.replayed);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
