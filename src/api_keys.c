@@ -37,7 +37,10 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
@@ -45,6 +48,10 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -86,12 +93,6 @@ static DdPlan insert_plan = {
 	"INSERT INTO @extschema@.api_keys (user_id, name, prefix, key_hash, expires_at) "
 	"VALUES ($1, $2, $3, $4, $5) RETURNING id",
 	5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}
-};
-
-static DdPlan lookup_plan = {
-	"SELECT id, user_id, revoked_at, expires_at, last_used_at "
-	"FROM @extschema@.api_keys WHERE key_hash OPERATOR(pg_catalog.=) $1",
-	1, {BYTEAOID}
 };
 
 /*
@@ -164,61 +165,117 @@ DdKeySha256(const char *key, size_t len)
 }
 
 /*
- * DdDecideKey
- *		The code of a found key row from its revoked_at and expires_at
- *		(columns 3 and 4 of lookup_plan), as of now.
+ * Where the columns of api_keys are, for the direct index lookup: found by
+ * name once per backend, again if the table is another one (the extension
+ * was dropped and created again).
  */
-static DdKeyCode
-DdDecideKey(HeapTuple tuple, TupleDesc desc, TimestampTz now)
+typedef struct DdKeyColumns
 {
-	bool		isnull;
-	Datum		expires;
+	Oid			relid;
+	AttrNumber	id;
+	AttrNumber	user_id;
+	AttrNumber	key_hash;
+	AttrNumber	last_used_at;
+	AttrNumber	expires_at;
+	AttrNumber	revoked_at;
+} DdKeyColumns;
 
-	(void) SPI_getbinval(tuple, desc, 3, &isnull);
-	if (!isnull)
-		return DD_KEY_REVOKED;
-	expires = SPI_getbinval(tuple, desc, 4, &isnull);
-	if (!isnull && DatumGetTimestampTz(expires) <= now)
-		return DD_KEY_EXPIRED;
-	return DD_KEY_VALID;
+static DdKeyColumns key_columns;
+
+static AttrNumber
+DdKeyColumn(Oid relid, const char *name)
+{
+	AttrNumber	attnum = get_attnum(relid, name);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "column api_keys.%s does not exist", name);
+	return attnum;
 }
 
 /*
  * DdLookupKey
- *		Run lookup_plan for hash and fill check from its row (or NOT_FOUND).
- *		Returns whether last_used_at is due (NULL or before cutoff).  Must
- *		be connected to SPI; user_id is copied to the upper context.
+ *		Find the api_keys row whose key_hash is hash and fill check from it
+ *		(or NOT_FOUND).  Returns whether its last_used_at is due (NULL or
+ *		before cutoff).  user_id is copied into the caller's memory context.
+ *
+ *		This is the one query of every verification, so it is not run
+ *		through SPI: it reads the unique index on key_hash directly, as a
+ *		SELECT would, with a new snapshot (READ COMMITTED: what committed
+ *		before this moment, including a revoke; REPEATABLE READ: the
+ *		transaction's snapshot), after a command counter increment so that
+ *		a key created earlier in the same statement is seen.  The table is
+ *		found in the extension's schema nspid and its columns by name, so
+ *		neither search_path nor column order matters.  It runs as the
+ *		function's owner (SECURITY DEFINER), who owns the table.
  */
 static bool
 DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
 			DdKeyCheck *check)
 {
-	Datum		values[1];
+	Oid			relid = get_relname_relid("api_keys", nspid);
+	Oid			indexid = get_relname_relid("api_keys_key_hash_key", nspid);
+	Relation	rel;
+	ScanKeyData skey;
+	Snapshot	snapshot;
+	SysScanDesc scan;
 	HeapTuple	tuple;
-	TupleDesc	desc;
-	bool		isnull;
-	Datum		d;
+	bool		due = false;
 
-	values[0] = PointerGetDatum(hash);
-	/* read_only = false: a new snapshot, so a committed revoke is seen */
-	if (DdExecutePlan(&lookup_plan, nspid, values, NULL, false, 2,
-					  SPI_OK_SELECT) == 0)
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		elog(ERROR, "table api_keys or its index api_keys_key_hash_key is missing");
+	if (key_columns.relid != relid)
 	{
-		check->code = DD_KEY_NOT_FOUND;
-		check->found = false;
-		return false;
+		key_columns.relid = InvalidOid;
+		key_columns.id = DdKeyColumn(relid, "id");
+		key_columns.user_id = DdKeyColumn(relid, "user_id");
+		key_columns.key_hash = DdKeyColumn(relid, "key_hash");
+		key_columns.last_used_at = DdKeyColumn(relid, "last_used_at");
+		key_columns.expires_at = DdKeyColumn(relid, "expires_at");
+		key_columns.revoked_at = DdKeyColumn(relid, "revoked_at");
+		key_columns.relid = relid;
 	}
-	tuple = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
 
-	check->found = true;
-	check->key_id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	d = SPI_getbinval(tuple, desc, 2, &isnull);
-	check->user_id = DatumGetTextPP(SPI_datumTransfer(d, false, -1));
-	check->code = DdDecideKey(tuple, desc, now);
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&skey, key_columns.key_hash, BTEqualStrategyNumber, F_BYTEAEQ,
+				PointerGetDatum(hash));
+	scan = systable_beginscan(rel, indexid, true, snapshot, 1, &skey);
 
-	d = SPI_getbinval(tuple, desc, 5, &isnull);
-	return isnull || DatumGetTimestampTz(d) < cutoff;
+	check->code = DD_KEY_NOT_FOUND;
+	check->found = false;
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		d;
+
+		check->found = true;
+		check->key_id = DatumGetInt64(heap_getattr(tuple, key_columns.id,
+												   desc, &isnull));
+		d = heap_getattr(tuple, key_columns.user_id, desc, &isnull);
+		check->user_id = DatumGetTextPCopy(d);
+
+		check->code = DD_KEY_VALID;
+		(void) heap_getattr(tuple, key_columns.revoked_at, desc, &isnull);
+		if (!isnull)
+			check->code = DD_KEY_REVOKED;
+		else
+		{
+			d = heap_getattr(tuple, key_columns.expires_at, desc, &isnull);
+			if (!isnull && DatumGetTimestampTz(d) <= now)
+				check->code = DD_KEY_EXPIRED;
+		}
+
+		d = heap_getattr(tuple, key_columns.last_used_at, desc, &isnull);
+		due = isnull || DatumGetTimestampTz(d) < cutoff;
+	}
+
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snapshot);
+	return due;
 }
 
 /*
@@ -229,7 +286,7 @@ DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
  *		with the conditional UPDATE described in the file banner; if that
  *		UPDATE writes nothing (a concurrent verification wrote it, or the
  *		row changed under it), read the row again with a new snapshot and
- *		answer from that.  Connects to SPI itself.
+ *		answer from that.  Connects to SPI itself, only for that UPDATE.
  */
 static void
 DdCheckKey(Oid nspid, bool isnull, Datum api_key, DdKeyCheck *check)
@@ -257,19 +314,22 @@ DdCheckKey(Oid nspid, bool isnull, Datum api_key, DdKeyCheck *check)
 	now = GetCurrentTransactionStartTimestamp();
 	cutoff = now - (TimestampTz) dd_key_touch_interval * USECS_PER_SEC;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
 	due = DdLookupKey(nspid, hash, now, cutoff, check);
 	if (check->code == DD_KEY_VALID && due)
 	{
 		Datum		values[3];
+		int			written;
 
 		values[0] = Int64GetDatum(check->key_id);
 		values[1] = TimestampTzGetDatum(now);
 		values[2] = TimestampTzGetDatum(cutoff);
-		if (DdExecutePlan(&touch_plan, nspid, values, NULL, false, 0,
-						  SPI_OK_UPDATE) == 0)
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		written = DdExecutePlan(&touch_plan, nspid, values, NULL, false, 0,
+								SPI_OK_UPDATE);
+		SPI_finish();
+
+		if (written == 0)
 		{
 			/*
 			 * The newest version of the row is not the one we read: someone
@@ -280,7 +340,6 @@ DdCheckKey(Oid nspid, bool isnull, Datum api_key, DdKeyCheck *check)
 		}
 	}
 
-	SPI_finish();
 	pfree(hash);
 }
 
