@@ -11,14 +11,20 @@
 #             api_keys (when due); COMMIT -- separate statements
 #   plpgsql   the same logic as one PL/pgSQL call (bench/api_keys/setup.sql)
 # Verify only:
-#   verify    SELECT * FROM dd_verify_api_key(key)
-#   select    the bare indexed SELECT by hash
+#   verify    SELECT * FROM dd_verify_api_key(key), in the steady state below
+#   fresh     the same with every key used just now: no last_used_at write is
+#             due during the run, the pure read path
+#   select    the bare indexed SELECT by hash (no checks, never writes)
 # Each on many keys (DD_BENCH_KEYS keys, one user each, at random) and on one
 # hot key, at 1, 8 and 32 clients; DD_BENCH_ROUNDS rounds of DD_BENCH_SECONDS
 # seconds each, interleaved (every round runs every cell, contenders in a
 # rotating order).  Before every run last_used_at of every key is set to a
 # random age within the touch interval (60 s), the steady state of keys in
 # use: about one key in twelve comes due during a 5-second run.
+#
+# DD_BENCH_SYNC=off runs the same with synchronous_commit off (fsync still
+# on): commits no longer wait for the disk, which shows the CPU and
+# round-trip cost that a slow or busy disk hides.
 #
 # Prints the median TPS of each cell and the ratios as markdown tables.
 # The cluster is durable (fsync, synchronous_commit on), listens on a unix
@@ -33,6 +39,7 @@ secs=${DD_BENCH_SECONDS:-5}
 rounds=${DD_BENCH_ROUNDS:-3}
 nkeys=${DD_BENCH_KEYS:-10000}
 clients_list=${DD_BENCH_CLIENTS:-"1 8 32"}
+sync=${DD_BENCH_SYNC:-on}
 dir=$DD_ROOT/tmp_bench_api_keys
 scripts=$DD_ROOT/bench/api_keys
 
@@ -42,7 +49,7 @@ dd_log "installing into tmp_bench_api_keys/"
 bindir=$(dd_temp_install "$dir") || exit 1
 dd_log "starting a durable throwaway cluster on port $port"
 dd_cluster_start "$bindir" "$dir/data" "$port" \
-    -c fsync=on -c synchronous_commit=on -c max_connections=100 \
+    -c fsync=on -c synchronous_commit="$sync" -c max_connections=100 \
     -c shared_buffers=256MB -c checkpoint_timeout=30min -c max_wal_size=4GB
 trap dd_cluster_stop EXIT
 
@@ -59,7 +66,11 @@ run() {
     local section=$1 scenario=$2 clients=$3 contender=$4 script=$5 round=$6
     local n=$nkeys jobs=$(( clients < 2 ? 1 : 2 )) out tps
     [ "$scenario" = hot ] && n=1
-    psql -X -q -d "$db" -c "UPDATE api_keys SET last_used_at = now() - random() * interval '60 seconds'" >/dev/null
+    if [ "$contender" = fresh ]; then
+        psql -X -q -d "$db" -c "UPDATE api_keys SET last_used_at = now()" >/dev/null
+    else
+        psql -X -q -d "$db" -c "UPDATE api_keys SET last_used_at = now() - random() * interval '60 seconds'" >/dev/null
+    fi
     out=$("$bindir/pgbench" -n -M prepared -T "$secs" -c "$clients" -j "$jobs" \
           -D nkeys="$n" -f "$scripts/$script" "$db" 2>&1) || true
     tps=$(printf '%s\n' "$out" | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1)
@@ -72,7 +83,7 @@ run() {
 }
 
 auth=(dd:auth_dd.sql mw:auth_middleware.sql plpgsql:auth_plpgsql.sql)
-verify=(verify:verify_dd.sql select:verify_select.sql)
+verify=(verify:verify_dd.sql fresh:verify_dd.sql select:verify_select.sql)
 
 for round in $(seq 1 "$rounds"); do
     dd_log "round $round of $rounds"
@@ -83,8 +94,8 @@ for round in $(seq 1 "$rounds"); do
                 c=${auth[$(( (i + round) % 3 ))]}
                 run auth "$scenario" "$clients" "${c%%:*}" "${c#*:}" "$round"
             done
-            for i in 0 1; do
-                c=${verify[$(( (i + round) % 2 ))]}
+            for i in 0 1 2; do
+                c=${verify[$(( (i + round) % 3 ))]}
                 run verify "$scenario" "$clients" "${c%%:*}" "${c#*:}" "$round"
             done
         done
@@ -105,7 +116,7 @@ dd_log "sanity: the ledger balances after all runs"
 psql -X -q -d "$db" -c "SELECT count(*) AS users_off_ledger FROM dd_credit_audit()"
 
 echo
-echo "Median TPS over $rounds rounds of ${secs}s; $nkeys keys (many) or one hot key; $(nproc) cores."
+echo "Median TPS over $rounds rounds of ${secs}s; $nkeys keys (many) or one hot key; $(nproc) cores; fsync on, synchronous_commit $sync."
 echo
 echo "dd_authorize_and_charge vs the middleware's statements and PL/pgSQL:"
 echo
@@ -124,13 +135,15 @@ done
 echo
 echo "dd_verify_api_key vs a bare indexed SELECT by hash:"
 echo
-echo "| keys | clients | dd_verify_api_key | SELECT by hash | verify / SELECT |"
-echo "|---|---:|---:|---:|---:|"
+echo "| keys | clients | dd_verify_api_key (steady state) | dd_verify_api_key (none due) | SELECT by hash | steady / SELECT | none due / SELECT |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
 for scenario in many hot; do
     for clients in $clients_list; do
         v=$(median verify "$scenario" "$clients" verify)
+        f=$(median verify "$scenario" "$clients" fresh)
         s=$(median verify "$scenario" "$clients" select)
-        awk -v sc="$scenario" -v c="$clients" -v v="$v" -v s="$s" 'BEGIN {
-            printf "| %s | %d | %.0f | %.0f | %.2fx |\n", sc, c, v, s, (s > 0 ? v / s : 0) }'
+        awk -v sc="$scenario" -v c="$clients" -v v="$v" -v f="$f" -v s="$s" 'BEGIN {
+            printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx |\n", sc, c, v, f, s,
+                (s > 0 ? v / s : 0), (s > 0 ? f / s : 0) }'
     done
 done
