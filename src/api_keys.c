@@ -10,9 +10,10 @@
  * plaintext exists once, in the result of dd_create_api_key.  A malformed
  * key is answered MALFORMED by the codec alone, before any table access.
  *
- * Locking and concurrency.  Verification reads the key's row with a fresh
- * snapshot (READ COMMITTED) and takes no lock, except when last_used_at is
- * due: then one conditional UPDATE
+ * Locking and concurrency.  Verification reads the key's row through the
+ * unique index on key_hash, directly rather than through SPI (it is the hot
+ * path), with a new snapshot (READ COMMITTED) and no row lock, except when
+ * last_used_at is due: then one conditional UPDATE
  *
  *	  UPDATE api_keys SET last_used_at = now()
  *	  WHERE id = $1 AND <still valid> AND (last_used_at IS NULL OR last_used_at < $cutoff)
