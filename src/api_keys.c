@@ -101,12 +101,14 @@ static DdPlan insert_plan = {
  * version of its row ($2 is now(), $3 the cutoff now() - interval).
  */
 static DdPlan touch_plan = {
-	"UPDATE @extschema@.api_keys SET last_used_at = $2 "
+	.query = "UPDATE @extschema@.api_keys SET last_used_at = $2 "
 	"WHERE id OPERATOR(pg_catalog.=) $1 "
 	"AND revoked_at IS NULL "
 	"AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $2) "
 	"AND (last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<) $3)",
-	3, {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+	.nargs = 3,
+	.argtypes = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 static DdPlan revoke_plan = {

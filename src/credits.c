@@ -78,6 +78,7 @@ PG_FUNCTION_INFO_V1(dd_log_usage);
  * request, 4 its balance_after.
  */
 static DdPlan charge_plan = {
+	.query =
 	"WITH prior AS ("
 	"  SELECT u.id, u.balance_after FROM @extschema@.api_usage_log u"
 	"  WHERE u.user_id OPERATOR(pg_catalog.=) $1"
@@ -98,7 +99,9 @@ static DdPlan charge_plan = {
 	"  RETURNING l.id)"
 	" SELECT (SELECT d.balance FROM debit d), (SELECT l.id FROM logged l),"
 	"        (SELECT p.id FROM prior p), (SELECT p.balance_after FROM prior p)",
-	6, {TEXTOID, INT8OID, TEXTOID, TEXTOID, INT8OID, JSONBOID}
+	.nargs = 6,
+	.argtypes = {TEXTOID, INT8OID, TEXTOID, TEXTOID, INT8OID, JSONBOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
@@ -108,6 +111,7 @@ static DdPlan charge_plan = {
  * and for amount = 0.
  */
 static DdPlan state_plan = {
+	.query =
 	"SELECT (SELECT c.balance FROM @extschema@.api_credits c"
 	"        WHERE c.user_id OPERATOR(pg_catalog.=) $1),"
 	"       u.id, u.balance_after"
@@ -115,7 +119,9 @@ static DdPlan state_plan = {
 	" LEFT JOIN @extschema@.api_usage_log u"
 	"   ON u.user_id OPERATOR(pg_catalog.=) $1"
 	"  AND u.request_id OPERATOR(pg_catalog.=) $2",
-	2, {TEXTOID, TEXTOID}
+	.nargs = 2,
+	.argtypes = {TEXTOID, TEXTOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
@@ -125,6 +131,7 @@ static DdPlan state_plan = {
  * still locked by this transaction, so the two changes cancel out.
  */
 static DdPlan undo_plan = {
+	.query =
 	"WITH undo AS ("
 	"  UPDATE @extschema@.api_credits c"
 	"  SET balance = c.balance OPERATOR(pg_catalog.+) $3"
@@ -135,7 +142,9 @@ static DdPlan undo_plan = {
 	" LEFT JOIN @extschema@.api_usage_log u"
 	"   ON u.user_id OPERATOR(pg_catalog.=) $1"
 	"  AND u.request_id OPERATOR(pg_catalog.=) $2",
-	3, {TEXTOID, TEXTOID, INT8OID}
+	.nargs = 3,
+	.argtypes = {TEXTOID, TEXTOID, INT8OID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
@@ -144,6 +153,7 @@ static DdPlan undo_plan = {
  * used before (nothing granted).
  */
 static DdPlan grant_plan = {
+	.query =
 	"WITH g AS ("
 	"  INSERT INTO @extschema@.credit_grants AS g"
 	"    (user_id, amount, reason, idempotency_key)"
@@ -158,7 +168,9 @@ static DdPlan grant_plan = {
 	"      updated_at = pg_catalog.now()"
 	"  RETURNING c.balance)"
 	" SELECT (SELECT c.balance FROM c)",
-	4, {TEXTOID, INT8OID, TEXTOID, TEXTOID}
+	.nargs = 4,
+	.argtypes = {TEXTOID, INT8OID, TEXTOID, TEXTOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
@@ -167,6 +179,7 @@ static DdPlan grant_plan = {
  * credits, 3 the new balance (NULL: refunded before, nothing written).
  */
 static DdPlan refund_plan = {
+	.query =
 	"WITH u AS ("
 	"  SELECT l.id, l.credits FROM @extschema@.api_usage_log l"
 	"  WHERE l.user_id OPERATOR(pg_catalog.=) $1"
@@ -187,14 +200,19 @@ static DdPlan refund_plan = {
 	"  RETURNING c.balance)"
 	" SELECT (SELECT u.id FROM u), (SELECT u.credits FROM u),"
 	"        (SELECT c.balance FROM c)",
-	3, {TEXTOID, TEXTOID, TEXTOID}
+	.nargs = 3,
+	.argtypes = {TEXTOID, TEXTOID, TEXTOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /* The balance of one user; no row: no balance row. */
 static DdPlan balance_plan = {
+	.query =
 	"SELECT c.balance FROM @extschema@.api_credits c"
 	" WHERE c.user_id OPERATOR(pg_catalog.=) $1",
-	1, {TEXTOID}
+	.nargs = 1,
+	.argtypes = {TEXTOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
@@ -202,20 +220,26 @@ static DdPlan balance_plan = {
  * new row's id, no row when the request id was used before.
  */
 static DdPlan log_plan = {
+	.query =
 	"INSERT INTO @extschema@.api_usage_log AS l"
 	"  (user_id, request_id, endpoint, credits, api_key_id, metadata)"
 	" VALUES ($1, $3, $2, 0, $4, $5)"
 	" ON CONFLICT ON CONSTRAINT api_usage_log_user_id_request_id_key DO NOTHING"
 	" RETURNING l.id",
-	5, {TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID}
+	.nargs = 5,
+	.argtypes = {TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /* The usage row of one request (a new snapshot). */
 static DdPlan usage_lookup_plan = {
+	.query =
 	"SELECT l.id FROM @extschema@.api_usage_log l"
 	" WHERE l.user_id OPERATOR(pg_catalog.=) $1"
 	"   AND l.request_id OPERATOR(pg_catalog.=) $2",
-	2, {TEXTOID, TEXTOID}
+	.nargs = 2,
+	.argtypes = {TEXTOID, TEXTOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
@@ -224,6 +248,7 @@ static DdPlan usage_lookup_plan = {
  * ledger says it must be; only the users where the two differ.
  */
 static DdPlan audit_plan = {
+	.query =
 	"WITH g AS ("
 	"  SELECT x.user_id, pg_catalog.sum(x.amount) AS s"
 	"  FROM @extschema@.credit_grants x GROUP BY x.user_id),"
@@ -256,7 +281,7 @@ static DdPlan audit_plan = {
 	" SELECT t.user_id, t.balance::pg_catalog.int8, t.expected::pg_catalog.int8"
 	" FROM t WHERE t.balance OPERATOR(pg_catalog.<>) t.expected"
 	" ORDER BY t.user_id COLLATE pg_catalog.\"C\"",
-	0, {InvalidOid}
+	.nargs = 0
 };
 
 /*

@@ -40,6 +40,15 @@ extern int	dd_key_touch_interval;	/* seconds */
  *
  *		Declare one per query as a static:
  *			static DdPlan charge_plan = {"UPDATE @extschema@.api_credits ...", 2, {TEXTOID, INT8OID}};
+ *
+ *		cursor_options (last, so the initializer above leaves it 0) is
+ *		passed to SPI_prepare_cursor.  CURSOR_OPT_GENERIC_PLAN keeps one
+ *		generic plan instead of letting the plan cache re-plan each call
+ *		with the parameters' values (a custom plan), which for a short
+ *		statement costs more than executing it; use it for point lookups
+ *		and writes by key whose best plan does not depend on the values:
+ *			static DdPlan p = {.query = "...", .nargs = 1, .argtypes = {TEXTOID},
+ *							   .cursor_options = CURSOR_OPT_GENERIC_PLAN};
  */
 #define DD_MAX_PLAN_ARGS 16
 
@@ -51,6 +60,8 @@ typedef struct DdPlan
 	/* filled in by DdPreparePlan */
 	Oid			nspid;
 	SPIPlanPtr	plan;
+	/* set by the declaration; 0 for SPI_prepare's default */
+	int			cursor_options;
 } DdPlan;
 
 extern Oid	DdFunctionSchema(FunctionCallInfo fcinfo);

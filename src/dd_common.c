@@ -85,7 +85,8 @@ DdPreparePlan(DdPlan *slot, Oid nspid)
 		p = hit + strlen("@extschema@");
 	}
 
-	plan = SPI_prepare(buf.data, slot->nargs, (Oid *) slot->argtypes);
+	plan = SPI_prepare_cursor(buf.data, slot->nargs, (Oid *) slot->argtypes,
+							  slot->cursor_options);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
 			 buf.data, SPI_result_code_string(SPI_result));

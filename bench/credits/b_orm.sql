@@ -1,0 +1,9 @@
+-- (b) what an ORM sends for the same work: four statements, four round trips.
+\set n random(1, :nusers)
+\set r random(1, 9000000000000000000)
+BEGIN;
+UPDATE api_credits SET balance = balance - 1, updated_at = now()
+WHERE user_id = 'u' || :n AND balance >= 1 RETURNING balance;
+INSERT INTO api_usage_log (user_id, request_id, endpoint, credits)
+VALUES ('u' || :n, 'r' || :r, '/v1/clip', 1) RETURNING id;
+COMMIT;
