@@ -20,13 +20,15 @@
 # seconds each, interleaved (every round runs every cell, contenders in a
 # rotating order).  Before every run last_used_at of every key is set to a
 # random age within the touch interval (60 s), the steady state of keys in
-# use: about one key in twelve comes due during a 5-second run.
+# use: about one key in twenty comes due during a 3-second run.
 #
 # DD_BENCH_SYNC=off runs the same with synchronous_commit off (fsync still
 # on): commits no longer wait for the disk, which shows the CPU and
 # round-trip cost that a slow or busy disk hides.
 #
-# Prints the median TPS of each cell and the ratios as markdown tables.
+# Prints the median TPS of each cell and, as ratios, the median over rounds
+# of each round's ratio (contenders of one round run back to back, so a
+# round's ratio is measured under the same background load).
 # The cluster is durable (fsync, synchronous_commit on), listens on a unix
 # socket only, on DD_BENCH_PORT (default 54422), in tmp_bench_api_keys/.
 set -euo pipefail
@@ -35,8 +37,8 @@ source "$(dirname "$0")/../scripts/lib.sh"
 cd "$DD_ROOT"
 
 port=${DD_BENCH_PORT:-54422}
-secs=${DD_BENCH_SECONDS:-5}
-rounds=${DD_BENCH_ROUNDS:-3}
+secs=${DD_BENCH_SECONDS:-3}
+rounds=${DD_BENCH_ROUNDS:-5}
 nkeys=${DD_BENCH_KEYS:-10000}
 clients_list=${DD_BENCH_CLIENTS:-"1 8 32"}
 sync=${DD_BENCH_SYNC:-on}
@@ -112,11 +114,24 @@ median() {
             else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# ratio SECTION SCENARIO CLIENTS A B: median over rounds of A's TPS / B's TPS
+ratio() {
+    awk -v s="$1" -v sc="$2" -v c="$3" -v a="$4" -v b="$5" '
+        $1 == s && $2 == sc && $3 == c && $4 == a { ta[$5] = $6 }
+        $1 == s && $2 == sc && $3 == c && $4 == b { tb[$5] = $6 }
+        END { for (r in ta) if ((r in tb) && tb[r] > 0) print ta[r] / tb[r] }' "$results" |
+        sort -g | awk '{ v[NR] = $1 } END {
+            if (NR == 0) print 0;
+            else if (NR % 2) print v[(NR + 1) / 2];
+            else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 dd_log "sanity: the ledger balances after all runs"
 psql -X -q -d "$db" -c "SELECT count(*) AS users_off_ledger FROM dd_credit_audit()"
 
 echo
-echo "Median TPS over $rounds rounds of ${secs}s; $nkeys keys (many) or one hot key; $(nproc) cores; fsync on, synchronous_commit $sync."
+echo "Median TPS over $rounds rounds of ${secs}s; ratios are medians of the rounds' ratios;"
+echo "$nkeys keys (many) or one hot key; $(nproc) cores; fsync on, synchronous_commit $sync."
 echo
 echo "dd_authorize_and_charge vs the middleware's statements and PL/pgSQL:"
 echo
@@ -127,9 +142,12 @@ for scenario in many hot; do
         dd=$(median auth "$scenario" "$clients" dd)
         mw=$(median auth "$scenario" "$clients" mw)
         pl=$(median auth "$scenario" "$clients" plpgsql)
-        awk -v sc="$scenario" -v c="$clients" -v dd="$dd" -v mw="$mw" -v pl="$pl" 'BEGIN {
+        rmw=$(ratio auth "$scenario" "$clients" dd mw)
+        rpl=$(ratio auth "$scenario" "$clients" dd plpgsql)
+        awk -v sc="$scenario" -v c="$clients" -v dd="$dd" -v mw="$mw" -v pl="$pl" \
+            -v rmw="$rmw" -v rpl="$rpl" 'BEGIN {
             printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx |\n",
-                sc, c, dd, mw, pl, (mw > 0 ? dd / mw : 0), (pl > 0 ? dd / pl : 0) }'
+                sc, c, dd, mw, pl, rmw, rpl }'
     done
 done
 echo
@@ -142,8 +160,10 @@ for scenario in many hot; do
         v=$(median verify "$scenario" "$clients" verify)
         f=$(median verify "$scenario" "$clients" fresh)
         s=$(median verify "$scenario" "$clients" select)
-        awk -v sc="$scenario" -v c="$clients" -v v="$v" -v f="$f" -v s="$s" 'BEGIN {
-            printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx |\n", sc, c, v, f, s,
-                (s > 0 ? v / s : 0), (s > 0 ? f / s : 0) }'
+        rv=$(ratio verify "$scenario" "$clients" verify select)
+        rf=$(ratio verify "$scenario" "$clients" fresh select)
+        awk -v sc="$scenario" -v c="$clients" -v v="$v" -v f="$f" -v s="$s" \
+            -v rv="$rv" -v rf="$rf" 'BEGIN {
+            printf "| %s | %d | %.0f | %.0f | %.0f | %.2fx | %.2fx |\n", sc, c, v, f, s, rv, rf }'
     done
 done
