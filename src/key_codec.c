@@ -3,9 +3,10 @@
  * key_codec.c
  *	  Encode and check the text form of API keys (layout in key_codec.h).
  *
- * Plain C with no PostgreSQL dependency and no state: every function is a
- * pure function of its arguments, safe to call from any backend at any
- * time.  test/codec/key_codec_test.c builds this file on its own and checks
+ * Plain C with no PostgreSQL dependency.  Every function is a pure
+ * function of its arguments; the only state is two lookup tables filled on
+ * first use with constant contents (CodecInit), so the functions are safe
+ * to call from any backend at any time.  test/codec/key_codec_test.c builds this file on its own and checks
  * round trips and that every single-character change is detected.
  *
  *-------------------------------------------------------------------------
@@ -18,40 +19,58 @@ static const char base62_digits[] =
 "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /*
- * Base62Value
- *		The value of one base62 digit, or -1 when c is not one.
+ * base62_value: the value of each byte as a base62 digit, or -1.  Built
+ * once (CodecInit); the table makes checking a key one load per character.
  */
-static inline int
-Base62Value(unsigned char c)
+static signed char base62_value[256];
+
+/* crc32_table: the byte-at-a-time CRC-32 table of the reflected polynomial. */
+static uint32_t crc32_table[256];
+
+static bool codec_ready = false;
+
+/*
+ * CodecInit
+ *		Fill the two tables.  Idempotent, and the tables are the same
+ *		whoever fills them, so two threads racing here (there are none in a
+ *		backend) would write identical bytes.
+ */
+static void
+CodecInit(void)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 36;
-	return -1;
+	int			i;
+	int			bit;
+
+	if (codec_ready)
+		return;
+	for (i = 0; i < 256; i++)
+	{
+		uint32_t	c = (uint32_t) i;
+
+		base62_value[i] = -1;
+		for (bit = 0; bit < 8; bit++)
+			c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1u)));
+		crc32_table[i] = c;
+	}
+	for (i = 0; i < 62; i++)
+		base62_value[(unsigned char) base62_digits[i]] = (signed char) i;
+	codec_ready = true;
 }
 
 /*
  * DdKeyCrc32
  *		CRC-32 with the IEEE 802.3 polynomial (reflected 0xEDB88320, initial
- *		and final value 0xFFFFFFFF), bit by bit: keys are 47 bytes, a table
- *		would not pay for itself.
+ *		and final value 0xFFFFFFFF), a byte at a time from crc32_table.
  */
 uint32_t
 DdKeyCrc32(const uint8_t *data, size_t len)
 {
 	uint32_t	crc = 0xFFFFFFFFu;
 	size_t		i;
-	int			bit;
 
+	CodecInit();
 	for (i = 0; i < len; i++)
-	{
-		crc ^= data[i];
-		for (bit = 0; bit < 8; bit++)
-			crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
-	}
+		crc = crc32_table[(crc ^ data[i]) & 0xFF] ^ (crc >> 8);
 	return crc ^ 0xFFFFFFFFu;
 }
 
@@ -107,7 +126,7 @@ bool
 DdKeyDecode(const char *key, size_t len, uint8_t bytes[DD_KEY_RANDOM_BYTES])
 {
 	const uint8_t *text = (const uint8_t *) key;
-	uint8_t		num[DD_KEY_RANDOM_BYTES];
+	uint32_t	limbs[DD_KEY_RANDOM_BYTES / 4];	/* big-endian 32-bit limbs */
 	uint64_t	check = 0;
 	size_t		i;
 	int			j;
@@ -116,11 +135,12 @@ DdKeyDecode(const char *key, size_t len, uint8_t bytes[DD_KEY_RANDOM_BYTES])
 		return false;
 	if (memcmp(key, DD_KEY_PREFIX, DD_KEY_PREFIX_LEN) != 0)
 		return false;
+	CodecInit();
 
 	/* The checksum digits: a number below 2^32. */
 	for (i = DD_KEY_PREFIX_LEN + DD_KEY_BODY_LEN; i < DD_KEY_LEN; i++)
 	{
-		int			d = Base62Value(text[i]);
+		int			d = base62_value[text[i]];
 
 		if (d < 0)
 			return false;
@@ -131,28 +151,49 @@ DdKeyDecode(const char *key, size_t len, uint8_t bytes[DD_KEY_RANDOM_BYTES])
 	if (DdKeyCrc32(text, DD_KEY_PREFIX_LEN + DD_KEY_BODY_LEN) != (uint32_t) check)
 		return false;
 
-	/* The body: num = num * 62 + digit, refusing to overflow 256 bits. */
-	memset(num, 0, sizeof(num));
-	for (i = DD_KEY_PREFIX_LEN; i < DD_KEY_PREFIX_LEN + DD_KEY_BODY_LEN; i++)
+	/*
+	 * The body, five digits at a time (62^5 < 2^30): limbs = limbs * 62^n +
+	 * value of the next n digits, refusing to overflow 256 bits.  Each limb
+	 * product plus carry stays below 2^62.
+	 */
+	memset(limbs, 0, sizeof(limbs));
+	for (i = DD_KEY_PREFIX_LEN; i < DD_KEY_PREFIX_LEN + DD_KEY_BODY_LEN;)
 	{
-		int			d = Base62Value(text[i]);
-		unsigned int carry;
+		uint64_t	mult = 1;
+		uint64_t	carry = 0;
+		size_t		end = i + 5;
 
-		if (d < 0)
-			return false;
-		carry = (unsigned int) d;
-		for (j = DD_KEY_RANDOM_BYTES - 1; j >= 0; j--)
+		if (end > DD_KEY_PREFIX_LEN + DD_KEY_BODY_LEN)
+			end = DD_KEY_PREFIX_LEN + DD_KEY_BODY_LEN;
+		for (; i < end; i++)
 		{
-			unsigned int cur = num[j] * 62u + carry;
+			int			d = base62_value[text[i]];
 
-			num[j] = (uint8_t) (cur & 0xFF);
-			carry = cur >> 8;
+			if (d < 0)
+				return false;
+			carry = carry * 62 + (uint64_t) d;
+			mult *= 62;
+		}
+		for (j = DD_KEY_RANDOM_BYTES / 4 - 1; j >= 0; j--)
+		{
+			uint64_t	cur = (uint64_t) limbs[j] * mult + carry;
+
+			limbs[j] = (uint32_t) cur;
+			carry = cur >> 32;
 		}
 		if (carry != 0)
 			return false;
 	}
 
 	if (bytes != NULL)
-		memcpy(bytes, num, DD_KEY_RANDOM_BYTES);
+	{
+		for (j = 0; j < DD_KEY_RANDOM_BYTES / 4; j++)
+		{
+			bytes[4 * j] = (uint8_t) (limbs[j] >> 24);
+			bytes[4 * j + 1] = (uint8_t) (limbs[j] >> 16);
+			bytes[4 * j + 2] = (uint8_t) (limbs[j] >> 8);
+			bytes[4 * j + 3] = (uint8_t) limbs[j];
+		}
+	}
 	return true;
 }
