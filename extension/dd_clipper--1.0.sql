@@ -395,6 +395,84 @@ FROM PUBLIC;
 
 -- ==== api keys: functions (src/api_keys.c) ====
 
+-- A key is "ddk_", 43 base62 digits (32 bytes from pg_strong_random) and a
+-- 6-digit CRC-32 over the 47 characters before it (src/key_codec.h).  Only
+-- its SHA-256 is stored.  The functions are SECURITY DEFINER so that an
+-- application role granted EXECUTE can verify keys (and write last_used_at)
+-- without any privilege on api_keys; every query they run is
+-- schema-qualified, operators included, so the caller's search_path cannot
+-- change what they do, and they need no SET search_path (which would cost a
+-- GUC save and restore on every call of the request path).
+
+CREATE TYPE @extschema@.dd_key_check AS (
+    valid       boolean,
+    code        text,
+    key_id      bigint,
+    user_id     text
+);
+COMMENT ON TYPE @extschema@.dd_key_check IS
+    'Result of dd_verify_api_key: valid, code (VALID, MALFORMED, NOT_FOUND, EXPIRED, REVOKED), and the key''s id and user when the key was found';
+
+CREATE FUNCTION @extschema@.dd_create_api_key(
+    user_id text,
+    name text DEFAULT NULL,
+    expires_at timestamptz DEFAULT NULL,
+    OUT key_id bigint,
+    OUT api_key text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'dd_create_api_key'
+LANGUAGE C VOLATILE SECURITY DEFINER PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dd_create_api_key(text, text, timestamptz) IS
+    'Create an API key for user_id; the key text is returned here only, the table keeps its SHA-256';
+
+CREATE FUNCTION @extschema@.dd_verify_api_key(api_key text)
+RETURNS @extschema@.dd_key_check
+AS 'MODULE_PATHNAME', 'dd_verify_api_key'
+LANGUAGE C VOLATILE SECURITY DEFINER PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dd_verify_api_key(text) IS
+    'Verify an API key; writes last_used_at at most once per dd_clipper.key_touch_interval, otherwise read-only';
+
+CREATE FUNCTION @extschema@.dd_revoke_api_key(key_id bigint)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dd_revoke_api_key'
+LANGUAGE C VOLATILE SECURITY DEFINER PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dd_revoke_api_key(bigint) IS
+    'Revoke an API key: true when this call revoked it, false when it was already revoked';
+
+CREATE TYPE @extschema@.dd_authorization AS (
+    valid       boolean,
+    code        text,
+    key_id      bigint,
+    user_id     text,
+    ok          boolean,
+    balance     bigint,
+    usage_id    bigint,
+    replayed    boolean
+);
+COMMENT ON TYPE @extschema@.dd_authorization IS
+    'Result of dd_authorize_and_charge: valid (the request may proceed), code (a dd_key_check code or INSUFFICIENT_CREDITS), the key''s id and user, and the charge (ok, balance, usage_id, replayed) as dd_charge_credit reports it';
+
+CREATE FUNCTION @extschema@.dd_authorize_and_charge(
+    api_key text,
+    amount bigint DEFAULT 1,
+    request_id text DEFAULT NULL,
+    endpoint text DEFAULT NULL,
+    metadata jsonb DEFAULT NULL)
+RETURNS @extschema@.dd_authorization
+AS 'MODULE_PATHNAME', 'dd_authorize_and_charge'
+LANGUAGE C VOLATILE SECURITY DEFINER PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dd_authorize_and_charge(text, bigint, text, text, jsonb) IS
+    'Verify an API key and charge its user amount credits, logging the request, in one call; amount 0 checks without spending; idempotent on request_id';
+
+-- Key management and verification are granted to roles on purpose (the
+-- roles functions), never to PUBLIC: a SECURITY DEFINER function callable by
+-- anyone would let any role mint keys for any user.
+REVOKE ALL ON FUNCTION @extschema@.dd_create_api_key(text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_verify_api_key(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_revoke_api_key(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.dd_authorize_and_charge(text, bigint, text, text, jsonb) FROM PUBLIC;
+
+
 -- ==== end api keys ====
 
 -- ==== clips: triggers, page, change feed (src/clips.c) ====

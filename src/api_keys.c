@@ -1,0 +1,589 @@
+/*-------------------------------------------------------------------------
+ *
+ * api_keys.c
+ *	  API keys: create, verify, revoke, and the whole middleware path
+ *	  (verify, charge, log) in one call.
+ *
+ * A key is DD_KEY_PREFIX, 32 bytes from pg_strong_random in base62 and a
+ * checksum (src/key_codec.c).  Only its SHA-256 is stored (api_keys.key_hash,
+ * through PostgreSQL's cryptohash), with a short display prefix; the
+ * plaintext exists once, in the result of dd_create_api_key.  A malformed
+ * key is answered MALFORMED by the codec alone, before any table access.
+ *
+ * Locking and concurrency.  Verification reads the key's row through the
+ * unique index on key_hash, directly rather than through SPI (it is the hot
+ * path), with a new snapshot (READ COMMITTED) and no row lock, except when
+ * last_used_at is due: then one conditional UPDATE
+ *
+ *	  UPDATE api_keys SET last_used_at = now()
+ *	  WHERE id = $1 AND <still valid> AND (last_used_at IS NULL OR last_used_at < $cutoff)
+ *
+ * writes it.  Two verifications that both decide to write it serialize on
+ * the row lock; the second re-checks the WHERE clause against the row the
+ * first committed, finds last_used_at fresh and writes nothing, so the row
+ * is written at most once per dd_clipper.key_touch_interval.
+ *
+ * Revocation is an UPDATE of the same row.  A verification that writes
+ * last_used_at holds the row lock until its transaction ends, so a revoke
+ * waits for it (the verification happened first).  A verification whose
+ * UPDATE waited for a revoke, or found the row changed since its snapshot,
+ * writes nothing and reads the row again with a new snapshot: it sees the
+ * committed revoke.  So once a revoke has committed, no verification that
+ * starts afterwards, and none that was waiting on the row, answers VALID.
+ * Under REPEATABLE READ or SERIALIZABLE a verification whose UPDATE meets
+ * a concurrent change fails with a serialization error, never a stale VALID.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/datetime.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "dd_clipper.h"
+#include "credits.h"
+#include "key_codec.h"
+
+PG_FUNCTION_INFO_V1(dd_create_api_key);
+PG_FUNCTION_INFO_V1(dd_verify_api_key);
+PG_FUNCTION_INFO_V1(dd_revoke_api_key);
+PG_FUNCTION_INFO_V1(dd_authorize_and_charge);
+
+/* The verification codes (dd_key_check.code, dd_authorization.code). */
+typedef enum DdKeyCode
+{
+	DD_KEY_VALID,
+	DD_KEY_MALFORMED,
+	DD_KEY_NOT_FOUND,
+	DD_KEY_EXPIRED,
+	DD_KEY_REVOKED
+} DdKeyCode;
+
+static const char *const dd_key_code_names[] = {
+	"VALID", "MALFORMED", "NOT_FOUND", "EXPIRED", "REVOKED"
+};
+
+/* The outcome of verifying one key; key_id and user_id set when found. */
+typedef struct DdKeyCheck
+{
+	DdKeyCode	code;
+	bool		found;
+	int64		key_id;
+	text	   *user_id;		/* in the caller's memory context */
+} DdKeyCheck;
+
+/* Saved plans, prepared once per backend (see dd_common.c). */
+static DdPlan insert_plan = {
+	"INSERT INTO @extschema@.api_keys (user_id, name, prefix, key_hash, expires_at) "
+	"VALUES ($1, $2, $3, $4, $5) RETURNING id",
+	5, {TEXTOID, TEXTOID, TEXTOID, BYTEAOID, TIMESTAMPTZOID}
+};
+
+/*
+ * The touch writes only a key that is still valid in the newest committed
+ * version of its row ($2 is now(), $3 the cutoff now() - interval).
+ */
+static DdPlan touch_plan = {
+	.query = "UPDATE @extschema@.api_keys SET last_used_at = $2 "
+	"WHERE id OPERATOR(pg_catalog.=) $1 "
+	"AND revoked_at IS NULL "
+	"AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) $2) "
+	"AND (last_used_at IS NULL OR last_used_at OPERATOR(pg_catalog.<) $3)",
+	.nargs = 3,
+	.argtypes = {INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
+};
+
+static DdPlan revoke_plan = {
+	"UPDATE @extschema@.api_keys SET revoked_at = pg_catalog.now() "
+	"WHERE id OPERATOR(pg_catalog.=) $1 AND revoked_at IS NULL",
+	1, {INT8OID}
+};
+
+static DdPlan exists_plan = {
+	"SELECT 1 FROM @extschema@.api_keys WHERE id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}
+};
+
+/*
+ * DdResultTupleDesc
+ *		The blessed result row descriptor of the calling function, built
+ *		once per call site and kept in fn_extra.
+ */
+static TupleDesc
+DdResultTupleDesc(FunctionCallInfo fcinfo)
+{
+	TupleDesc	tupdesc;
+	MemoryContext old;
+
+	if (fcinfo->flinfo->fn_extra != NULL)
+		return (TupleDesc) fcinfo->flinfo->fn_extra;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+	tupdesc = BlessTupleDesc(CreateTupleDescCopy(tupdesc));
+	MemoryContextSwitchTo(old);
+	fcinfo->flinfo->fn_extra = tupdesc;
+	return tupdesc;
+}
+
+/*
+ * DdKeySha256
+ *		SHA-256 of key[0..len), as a new bytea, computed with PostgreSQL's
+ *		cryptohash (OpenSSL when built with it).
+ */
+static bytea *
+DdKeySha256(const char *key, size_t len)
+{
+	bytea	   *result = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (pg_cryptohash_init(ctx) < 0
+		|| pg_cryptohash_update(ctx, (const uint8 *) key, len) < 0
+		|| pg_cryptohash_final(ctx, (uint8 *) VARDATA(result),
+							   PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+	SET_VARSIZE(result, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	return result;
+}
+
+/*
+ * Where the columns of api_keys are, for the direct index lookup: found by
+ * name once per backend, again if the table is another one (the extension
+ * was dropped and created again).
+ */
+typedef struct DdKeyColumns
+{
+	Oid			relid;
+	AttrNumber	id;
+	AttrNumber	user_id;
+	AttrNumber	key_hash;
+	AttrNumber	last_used_at;
+	AttrNumber	expires_at;
+	AttrNumber	revoked_at;
+} DdKeyColumns;
+
+static DdKeyColumns key_columns;
+
+static AttrNumber
+DdKeyColumn(Oid relid, const char *name)
+{
+	AttrNumber	attnum = get_attnum(relid, name);
+
+	if (attnum == InvalidAttrNumber)
+		elog(ERROR, "column api_keys.%s does not exist", name);
+	return attnum;
+}
+
+/*
+ * DdLookupKey
+ *		Find the api_keys row whose key_hash is hash and fill check from it
+ *		(or NOT_FOUND).  Returns whether its last_used_at is due (NULL or
+ *		before cutoff).  user_id is copied into the caller's memory context.
+ *
+ *		This is the one query of every verification, so it is not run
+ *		through SPI: it reads the unique index on key_hash directly, as a
+ *		SELECT would, with a new snapshot (READ COMMITTED: what committed
+ *		before this moment, including a revoke; REPEATABLE READ: the
+ *		transaction's snapshot), after a command counter increment so that
+ *		a key created earlier in the same statement is seen.  The table is
+ *		found in the extension's schema nspid and its columns by name, so
+ *		neither search_path nor column order matters.  It runs as the
+ *		function's owner (SECURITY DEFINER), who owns the table.
+ */
+static bool
+DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
+			DdKeyCheck *check)
+{
+	Oid			relid = get_relname_relid("api_keys", nspid);
+	Oid			indexid = get_relname_relid("api_keys_key_hash_key", nspid);
+	Relation	rel;
+	ScanKeyData skey;
+	Snapshot	snapshot;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		due = false;
+
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		elog(ERROR, "table api_keys or its index api_keys_key_hash_key is missing");
+	if (key_columns.relid != relid)
+	{
+		key_columns.relid = InvalidOid;
+		key_columns.id = DdKeyColumn(relid, "id");
+		key_columns.user_id = DdKeyColumn(relid, "user_id");
+		key_columns.key_hash = DdKeyColumn(relid, "key_hash");
+		key_columns.last_used_at = DdKeyColumn(relid, "last_used_at");
+		key_columns.expires_at = DdKeyColumn(relid, "expires_at");
+		key_columns.revoked_at = DdKeyColumn(relid, "revoked_at");
+		key_columns.relid = relid;
+	}
+
+	CommandCounterIncrement();
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&skey, key_columns.key_hash, BTEqualStrategyNumber, F_BYTEAEQ,
+				PointerGetDatum(hash));
+	scan = systable_beginscan(rel, indexid, true, snapshot, 1, &skey);
+
+	check->code = DD_KEY_NOT_FOUND;
+	check->found = false;
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		d;
+
+		check->found = true;
+		check->key_id = DatumGetInt64(heap_getattr(tuple, key_columns.id,
+												   desc, &isnull));
+		d = heap_getattr(tuple, key_columns.user_id, desc, &isnull);
+		check->user_id = DatumGetTextPCopy(d);
+
+		check->code = DD_KEY_VALID;
+		(void) heap_getattr(tuple, key_columns.revoked_at, desc, &isnull);
+		if (!isnull)
+			check->code = DD_KEY_REVOKED;
+		else
+		{
+			d = heap_getattr(tuple, key_columns.expires_at, desc, &isnull);
+			if (!isnull && DatumGetTimestampTz(d) <= now)
+				check->code = DD_KEY_EXPIRED;
+		}
+
+		d = heap_getattr(tuple, key_columns.last_used_at, desc, &isnull);
+		due = isnull || DatumGetTimestampTz(d) < cutoff;
+	}
+
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snapshot);
+	return due;
+}
+
+/*
+ * DdCheckKey
+ *		Verify the key in api_key (a text datum, or NULL) and fill check.
+ *		MALFORMED is decided by the codec without touching a table.  When
+ *		the key is VALID and its last_used_at is due, write last_used_at
+ *		with the conditional UPDATE described in the file banner; if that
+ *		UPDATE writes nothing (a concurrent verification wrote it, or the
+ *		row changed under it), read the row again with a new snapshot and
+ *		answer from that.  Connects to SPI itself, only for that UPDATE.
+ */
+static void
+DdCheckKey(Oid nspid, bool isnull, Datum api_key, DdKeyCheck *check)
+{
+	text	   *key;
+	bytea	   *hash;
+	TimestampTz now;
+	TimestampTz cutoff;
+	bool		due;
+
+	check->code = DD_KEY_MALFORMED;
+	check->found = false;
+	check->key_id = 0;
+	check->user_id = NULL;
+
+	/* Not even detoasted when its length cannot be a key's. */
+	if (isnull || toast_raw_datum_size(api_key) != VARHDRSZ + DD_KEY_LEN)
+		return;
+	key = DatumGetTextPP(api_key);
+	if (VARSIZE_ANY_EXHDR(key) != DD_KEY_LEN
+		|| !DdKeyDecode(VARDATA_ANY(key), DD_KEY_LEN, NULL))
+		return;
+
+	hash = DdKeySha256(VARDATA_ANY(key), DD_KEY_LEN);
+	now = GetCurrentTransactionStartTimestamp();
+	cutoff = now - (TimestampTz) dd_key_touch_interval * USECS_PER_SEC;
+
+	due = DdLookupKey(nspid, hash, now, cutoff, check);
+	if (check->code == DD_KEY_VALID && due)
+	{
+		Datum		values[3];
+		int			written;
+
+		values[0] = Int64GetDatum(check->key_id);
+		values[1] = TimestampTzGetDatum(now);
+		values[2] = TimestampTzGetDatum(cutoff);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		written = DdExecutePlan(&touch_plan, nspid, values, NULL, false, 0,
+								SPI_OK_UPDATE);
+		SPI_finish();
+
+		if (written == 0)
+		{
+			/*
+			 * The newest version of the row is not the one we read: someone
+			 * else wrote last_used_at, or revoked the key, or deleted it.
+			 * Answer from the row as committed now; do not write again.
+			 */
+			(void) DdLookupKey(nspid, hash, now, cutoff, check);
+		}
+	}
+
+	pfree(hash);
+}
+
+/*
+ * DdKeyCheckDatum
+ *		The dd_key_check row of check.
+ */
+static Datum
+DdKeyCheckDatum(FunctionCallInfo fcinfo, const DdKeyCheck *check)
+{
+	TupleDesc	tupdesc = DdResultTupleDesc(fcinfo);
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	values[0] = BoolGetDatum(check->code == DD_KEY_VALID);
+	values[1] = CStringGetTextDatum(dd_key_code_names[check->code]);
+	if (check->found)
+	{
+		values[2] = Int64GetDatum(check->key_id);
+		values[3] = PointerGetDatum(check->user_id);
+	}
+	else
+	{
+		values[2] = (Datum) 0;
+		values[3] = (Datum) 0;
+		nulls[2] = nulls[3] = true;
+	}
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/*
+ * dd_create_api_key(user_id text, name text = NULL,
+ *					 expires_at timestamptz = NULL,
+ *					 OUT key_id bigint, OUT api_key text)
+ *		Create a key for user_id: 32 bytes from pg_strong_random, encoded
+ *		with its checksum; store its SHA-256 and display prefix.  The
+ *		plaintext is returned here and nowhere else.  Each call inserts one
+ *		row; concurrent calls do not interact.
+ */
+Datum
+dd_create_api_key(PG_FUNCTION_ARGS)
+{
+	Oid			nspid = DdFunctionSchema(fcinfo);
+	text	   *user_id = DdTextArg(fcinfo, 0, "user_id", DD_MAX_USER_ID);
+	text	   *name = DdOptionalTextArg(fcinfo, 1, "name", DD_MAX_NAME);
+	uint8		bytes[DD_KEY_RANDOM_BYTES];
+	char		key[DD_KEY_LEN + 1];
+	bytea	   *hash;
+	text	   *key_text;
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	TupleDesc	tupdesc;
+	Datum		result[2];
+	bool		result_nulls[2] = {false, false};
+	int64		key_id;
+	bool		isnull;
+
+	if (!PG_ARGISNULL(2) &&
+		PG_GETARG_TIMESTAMPTZ(2) <= GetCurrentTransactionStartTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expires_at must be in the future"),
+				 errdetail("A key that expires at %s would never be valid.",
+						   timestamptz_to_str(PG_GETARG_TIMESTAMPTZ(2))),
+				 errhint("Pass NULL for a key that never expires.")));
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random bytes for an API key")));
+	DdKeyEncode(bytes, key);
+	explicit_bzero(bytes, sizeof(bytes));
+	hash = DdKeySha256(key, DD_KEY_LEN);
+	key_text = cstring_to_text_with_len(key, DD_KEY_LEN);
+
+	values[0] = PointerGetDatum(user_id);
+	values[1] = PointerGetDatum(name);
+	if (name == NULL)
+		nulls[1] = 'n';
+	values[2] = PointerGetDatum(cstring_to_text_with_len(key, DD_KEY_DISPLAY_LEN));
+	values[3] = PointerGetDatum(hash);
+	values[4] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	if (PG_ARGISNULL(2))
+		nulls[4] = 'n';
+	explicit_bzero(key, sizeof(key));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (DdExecutePlan(&insert_plan, nspid, values, nulls, false, 0,
+					  SPI_OK_INSERT_RETURNING) != 1)
+		elog(ERROR, "inserting an API key did not return its id");
+	key_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										 SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+
+	tupdesc = DdResultTupleDesc(fcinfo);
+	result[0] = Int64GetDatum(key_id);
+	result[1] = PointerGetDatum(key_text);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, result,
+													  result_nulls)));
+}
+
+/*
+ * dd_verify_api_key(api_key text) returns dd_key_check
+ *		Verify a key: VALID, MALFORMED (decided without table access),
+ *		NOT_FOUND, EXPIRED or REVOKED.  Read-only except for writing
+ *		last_used_at at most once per dd_clipper.key_touch_interval (see the
+ *		file banner for what it promises under concurrency).  NULL or any
+ *		other text is MALFORMED, never an error.
+ */
+Datum
+dd_verify_api_key(PG_FUNCTION_ARGS)
+{
+	Oid			nspid = DdFunctionSchema(fcinfo);
+	DdKeyCheck	check;
+
+	DdCheckKey(nspid, PG_ARGISNULL(0), PG_GETARG_DATUM(0), &check);
+	PG_RETURN_DATUM(DdKeyCheckDatum(fcinfo, &check));
+}
+
+/*
+ * dd_revoke_api_key(key_id bigint) returns boolean
+ *		Revoke a key: true when this call revoked it, false when it was
+ *		already revoked; an unknown key_id is an error.  Two concurrent
+ *		revokes of one key: one returns true, the other waits for it and
+ *		returns false.
+ */
+Datum
+dd_revoke_api_key(PG_FUNCTION_ARGS)
+{
+	Oid			nspid = DdFunctionSchema(fcinfo);
+	Datum		values[1];
+	bool		revoked;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key_id must not be null")));
+	values[0] = PG_GETARG_DATUM(0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	revoked = DdExecutePlan(&revoke_plan, nspid, values, NULL, false, 0,
+							SPI_OK_UPDATE) > 0;
+	if (!revoked &&
+		DdExecutePlan(&exists_plan, nspid, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("key_id %lld does not exist",
+						(long long) PG_GETARG_INT64(0)),
+				 errhint("key_id is the key_id that dd_create_api_key returned.")));
+	SPI_finish();
+
+	PG_RETURN_BOOL(revoked);
+}
+
+/*
+ * dd_authorize_and_charge(api_key text, amount bigint = 1,
+ *						   request_id text = NULL, endpoint text = NULL,
+ *						   metadata jsonb = NULL) returns dd_authorization
+ *		The whole middleware path in one call: verify the key (as
+ *		dd_verify_api_key, last_used_at included), then charge the key's
+ *		user as dd_charge_credit does, logging the request with the key's
+ *		id.  valid is true only when the request may proceed: the key is
+ *		VALID and the charge succeeded (code INSUFFICIENT_CREDITS when it
+ *		did not).  With amount = 0 nothing is charged or logged.  Idempotent
+ *		on request_id exactly like dd_charge_credit.
+ */
+Datum
+dd_authorize_and_charge(PG_FUNCTION_ARGS)
+{
+	Oid			nspid = DdFunctionSchema(fcinfo);
+	int64		amount;
+	text	   *request_id;
+	text	   *endpoint;
+	Jsonb	   *metadata = NULL;
+	DdKeyCheck	check;
+	DdChargeResult charge;
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	bool		charged = false;
+
+	memset(&charge, 0, sizeof(charge));
+
+	/*
+	 * Bad arguments are errors whatever the key, with the same messages as
+	 * dd_charge_credit (DdChargeCredit checks them again, cheaply).
+	 */
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("amount must not be null")));
+	amount = PG_GETARG_INT64(1);
+	if (amount < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount must be zero or positive"),
+				 errdetail("The amount given is " INT64_FORMAT ".", amount),
+				 errhint("Use dd_refund_credit to give credit back.")));
+	request_id = DdOptionalTextArg(fcinfo, 2, "request_id", DD_MAX_REQUEST_ID);
+	endpoint = DdOptionalTextArg(fcinfo, 3, "endpoint", DD_MAX_ENDPOINT);
+	if (!PG_ARGISNULL(4))
+	{
+		metadata = PG_GETARG_JSONB_P(4);
+		if (!JB_ROOT_IS_OBJECT(metadata))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("metadata must be a JSON object"),
+					 errdetail("The value given is a JSON %s.",
+							   JB_ROOT_IS_SCALAR(metadata) ? "scalar" : "array"),
+					 errhint("Pass an object such as '{\"model\": \"small\"}', or NULL.")));
+	}
+
+	DdCheckKey(nspid, PG_ARGISNULL(0),
+			   PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0), &check);
+	if (check.code == DD_KEY_VALID)
+	{
+		DdChargeCredit(nspid, check.user_id, amount, request_id, endpoint,
+					   true, check.key_id, metadata, &charge);
+		charged = true;
+	}
+
+	tupdesc = DdResultTupleDesc(fcinfo);
+	if (!charged)
+		values[1] = CStringGetTextDatum(dd_key_code_names[check.code]);
+	else if (!charge.ok)
+		values[1] = CStringGetTextDatum("INSUFFICIENT_CREDITS");
+	else
+		values[1] = CStringGetTextDatum("VALID");
+	values[0] = BoolGetDatum(charged && charge.ok);
+	values[2] = Int64GetDatum(check.key_id);
+	values[3] = PointerGetDatum(check.user_id);
+	nulls[2] = nulls[3] = !check.found;
+	values[4] = BoolGetDatum(charged && charge.ok);
+	values[5] = Int64GetDatum(charged ? charge.balance : 0);
+	nulls[5] = !(charged && charge.has_balance);
+	values[6] = Int64GetDatum(charged ? charge.usage_id : 0);
+	nulls[6] = !(charged && charge.has_usage_id);
+	values[7] = BoolGetDatum(charged && charge.replayed);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
