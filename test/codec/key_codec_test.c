@@ -2,7 +2,7 @@
  *
  * key_codec_test.c
  *	  Standalone test of src/key_codec.c, printing TAP.  Built and run by
- *	  test/t/040_api_keys_codec.sh:
+ *	  test/t/030_api_keys_codec.sh:
  *
  *		cc -Wall -Wextra -Werror -Isrc test/codec/key_codec_test.c src/key_codec.c
  *

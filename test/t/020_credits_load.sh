@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/t/110_credits_load.sh -- 32 clients for 15 seconds against one hot
+# test/t/020_credits_load.sh -- 32 clients for 15 seconds against one hot
 # user and 10,000 others: charges with deliberately repeated request ids
 # (concurrent and sequential duplicates), refunds of random requests (many
 # unknown or already refunded), grants with repeated idempotency keys, and

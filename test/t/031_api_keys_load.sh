@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/t/041_api_keys_load.sh -- API keys under load: 32 clients for a few
+# test/t/031_api_keys_load.sh -- API keys under load: 32 clients for a few
 # seconds verifying one hot key, charging through it with deliberately
 # repeated request ids, and charging through 1,000 other keys whose users
 # run out of credit.  Afterwards, exactly:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test/t/040_api_keys_codec.sh -- the API key codec on its own, without a
+# test/t/030_api_keys_codec.sh -- the API key codec on its own, without a
 # server: builds test/codec/key_codec_test.c with src/key_codec.c (plain C,
 # warnings are errors) into tmp_check/ and runs it.  The program prints TAP:
 # round trips of many keys, and every single-character change, truncation,
