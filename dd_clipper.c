@@ -23,6 +23,9 @@ PG_MODULE_MAGIC;
 /* dd_clipper.key_touch_interval: see dd_clipper.h */
 int			dd_key_touch_interval = 60;
 
+/* dd_clipper.user_id: read by the row-level security policies only */
+static char *dd_user_id = NULL;
+
 void		_PG_init(void);
 
 /*
@@ -46,6 +49,16 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_S,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("dd_clipper.user_id",
+							   "The user whose rows row-level security lets this session see.",
+							   "Read by the policies that dd_enable_row_security() turns on; "
+							   "while it is empty, a confined role sees no rows.",
+							   &dd_user_id,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("dd_clipper");
 }

@@ -733,3 +733,130 @@ REVOKE ALL ON PROCEDURE @extschema@.dd_purge_usage_log_proc(interval, integer, i
 
 
 -- ==== end events ====
+
+-- ==== roles: application and billing roles, row-level security ====
+
+--
+-- Who may do what.  Every function above is REVOKEd from PUBLIC; these
+-- functions grant on purpose.  The request path (verify a key, charge,
+-- log, track, read and write clips, poll the feed) goes to application
+-- roles; adding credit, refunds, the audit and key management go to billing
+-- roles.  No role is ever given INSERT/UPDATE/DELETE on the ledger
+-- (api_credits, credit_grants, credit_refunds, api_usage_log): the
+-- single-writer path is the only way to change a balance.
+--
+-- They run as their caller (who must be allowed to grant on the extension's
+-- objects, normally its owner) with a fixed search_path, and name every
+-- object with its schema.
+--
+
+CREATE FUNCTION @extschema@.dd_grant_app_role(role name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) role) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create the role first, for example CREATE ROLE app LOGIN.';
+    END IF;
+
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA @extschema@ TO %I', role);
+    EXECUTE pg_catalog.format($g$GRANT EXECUTE ON FUNCTION
+        @extschema@.dd_verify_api_key(text),
+        @extschema@.dd_authorize_and_charge(text, bigint, text, text, jsonb),
+        @extschema@.dd_charge_credit(text, bigint, text, text, bigint, jsonb),
+        @extschema@.dd_credit_balance(text),
+        @extschema@.dd_log_usage(text, text, text, bigint, jsonb),
+        @extschema@.dd_track_event(text, text, jsonb, text, timestamptz),
+        @extschema@.dd_track_events(jsonb),
+        @extschema@.dd_clips_page(text, int, text, text, text[], text, text),
+        @extschema@.dd_clip_changes(text, bigint, int)
+        TO %I$g$, role);
+    -- Clips are written by the application's ORM with plain SQL; the
+    -- triggers keep search, version and notifications right.
+    EXECUTE pg_catalog.format(
+        'GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.clips TO %I', role);
+    -- Reads the request path and dashboards need; never a write to the ledger.
+    EXECUTE pg_catalog.format(
+        'GRANT SELECT ON @extschema@.clip_tombstones, @extschema@.api_credits,
+         @extschema@.api_usage_log, @extschema@.usage_events TO %I', role);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.dd_grant_app_role(name) IS
+    'Give an application role the request path: verify, charge, log, track, clips and the change feed, and reads; never writes to the ledger';
+
+CREATE FUNCTION @extschema@.dd_grant_billing_role(role name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM @extschema@.dd_grant_app_role(role);
+    EXECUTE pg_catalog.format($g$GRANT EXECUTE ON FUNCTION
+        @extschema@.dd_grant_credit(text, bigint, text, text),
+        @extschema@.dd_refund_credit(text, text, text),
+        @extschema@.dd_credit_audit(),
+        @extschema@.dd_create_api_key(text, text, timestamptz),
+        @extschema@.dd_revoke_api_key(bigint)
+        TO %I$g$, role);
+    EXECUTE pg_catalog.format(
+        'GRANT SELECT ON @extschema@.api_keys, @extschema@.credit_grants,
+         @extschema@.credit_refunds, @extschema@.api_usage_rollup TO %I', role);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.dd_grant_billing_role(name) IS
+    'Give a billing role the request path plus grants, refunds, the audit and API key management';
+
+REVOKE ALL ON FUNCTION @extschema@.dd_grant_app_role(name),
+    @extschema@.dd_grant_billing_role(name) FROM PUBLIC;
+
+--
+-- Row-level security keyed on the session setting dd_clipper.user_id.
+-- The policies exist from install; they take effect once
+-- dd_enable_row_security() enables row-level security on the tables, and
+-- then every role that is neither the tables' owner nor BYPASSRLS sees and
+-- writes only the rows of the user named in dd_clipper.user_id (none while
+-- it is unset).  The request-path functions that run with the owner's
+-- rights take the user from their arguments or the API key, as before.
+--
+CREATE POLICY dd_user_rows ON @extschema@.clips
+    USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('dd_clipper.user_id', true))
+    WITH CHECK (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('dd_clipper.user_id', true));
+CREATE POLICY dd_user_rows ON @extschema@.clip_tombstones
+    USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('dd_clipper.user_id', true));
+CREATE POLICY dd_user_rows ON @extschema@.api_credits
+    USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('dd_clipper.user_id', true));
+CREATE POLICY dd_user_rows ON @extschema@.api_usage_log
+    USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('dd_clipper.user_id', true));
+CREATE POLICY dd_user_rows ON @extschema@.usage_events
+    USING (user_id OPERATOR(pg_catalog.=) pg_catalog.current_setting('dd_clipper.user_id', true));
+
+CREATE FUNCTION @extschema@.dd_enable_row_security(enable boolean DEFAULT true)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+BEGIN
+    IF enable IS NULL THEN
+        RAISE EXCEPTION 'enable must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    FOREACH t IN ARRAY ARRAY['clips', 'clip_tombstones', 'api_credits',
+                             'api_usage_log', 'usage_events']
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE @extschema@.%I %s ROW LEVEL SECURITY',
+                                  t, CASE WHEN enable THEN 'ENABLE' ELSE 'DISABLE' END);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.dd_enable_row_security(boolean) IS
+    'Turn on (or off) row-level security on clips, clip_tombstones, api_credits, api_usage_log and usage_events: roles then see and write only the rows of the user in dd_clipper.user_id';
+REVOKE ALL ON FUNCTION @extschema@.dd_enable_row_security(boolean) FROM PUBLIC;
+
+-- ==== end roles ====
