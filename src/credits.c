@@ -31,7 +31,18 @@
  * inserts its refund row, then locks the balance row.  No function waits
  * for a ledger key while another waits for it on the balance row in the
  * opposite order (charges never touch credit_grants or credit_refunds), so
- * the functions cannot deadlock with each other.
+ * the functions cannot deadlock with each other when each call is its own
+ * transaction.  A client transaction that combines several calls can, as
+ * any transaction can (for example one that logs request r with
+ * dd_log_usage and then charges the same user, against a charge of r
+ * already holding that user's balance row); PostgreSQL detects it and
+ * fails one of them with 40P01.
+ *
+ * Why no subtransaction: the charge must turn a concurrent duplicate into
+ * a replay, not an error, and catching a unique violation would need a
+ * subtransaction on every call.  INSERT ... ON CONFLICT DO NOTHING waits
+ * for the duplicate and reports the conflict instead; the rare debit that
+ * lost its request id is then given back in the same transaction.
  *
  * Isolation levels.  The promises are made under READ COMMITTED, where each
  * statement sees what committed before it started.  Under REPEATABLE READ
@@ -48,12 +59,22 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 #include "dd_clipper.h"
@@ -67,29 +88,24 @@ PG_FUNCTION_INFO_V1(dd_credit_audit);
 PG_FUNCTION_INFO_V1(dd_log_usage);
 
 /*
- * The charge, in one statement: look for an earlier charge of the same
- * request (prior), take the credit under the balance row's lock if there is
- * none and the balance covers it (debit), and log the request (logged).
- * The usage row stores the balance after the charge (balance_after), so a
- * replay returns the original outcome exactly.
+ * The charge, in one statement: take the credit under the balance row's
+ * lock if the balance covers it (debit), and log the request (logged).  The
+ * usage row stores the balance after the charge (balance_after), so a
+ * replay returns the original outcome exactly.  An earlier charge of the
+ * same request is looked for before (LookupUsage); one that commits in
+ * between makes the INSERT conflict.
  *
  * Columns: 1 balance after the debit (NULL: nothing debited), 2 id of the
- * new usage row (NULL: none inserted), 3 id of the earlier usage row of this
- * request, 4 its balance_after.
+ * new usage row (NULL: none inserted).
  */
 static DdPlan charge_plan = {
 	.query =
-	"WITH prior AS ("
-	"  SELECT u.id, u.balance_after FROM @extschema@.api_usage_log u"
-	"  WHERE u.user_id OPERATOR(pg_catalog.=) $1"
-	"    AND u.request_id OPERATOR(pg_catalog.=) $3),"
-	" debit AS ("
+	"WITH debit AS ("
 	"  UPDATE @extschema@.api_credits c"
 	"  SET balance = c.balance OPERATOR(pg_catalog.-) $2,"
 	"      updated_at = pg_catalog.now()"
 	"  WHERE c.user_id OPERATOR(pg_catalog.=) $1"
 	"    AND c.balance OPERATOR(pg_catalog.>=) $2"
-	"    AND NOT EXISTS (SELECT FROM prior)"
 	"  RETURNING c.balance),"
 	" logged AS ("
 	"  INSERT INTO @extschema@.api_usage_log AS l"
@@ -97,53 +113,25 @@ static DdPlan charge_plan = {
 	"  SELECT $1, $3, $4, $2, $5, $6, d.balance FROM debit d"
 	"  ON CONFLICT ON CONSTRAINT api_usage_log_user_id_request_id_key DO NOTHING"
 	"  RETURNING l.id)"
-	" SELECT (SELECT d.balance FROM debit d), (SELECT l.id FROM logged l),"
-	"        (SELECT p.id FROM prior p), (SELECT p.balance_after FROM prior p)",
+	" SELECT (SELECT d.balance FROM debit d), (SELECT l.id FROM logged l)",
 	.nargs = 6,
 	.argtypes = {TEXTOID, INT8OID, TEXTOID, TEXTOID, INT8OID, JSONBOID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
- * The state of a user's credit as of a new snapshot: the balance (NULL: no
- * balance row), and the usage row of request $2 if any (id, balance_after).
- * Used when the charge statement debited nothing and saw no earlier charge,
- * and for amount = 0.
- */
-static DdPlan state_plan = {
-	.query =
-	"SELECT (SELECT c.balance FROM @extschema@.api_credits c"
-	"        WHERE c.user_id OPERATOR(pg_catalog.=) $1),"
-	"       u.id, u.balance_after"
-	" FROM (VALUES (1)) v"
-	" LEFT JOIN @extschema@.api_usage_log u"
-	"   ON u.user_id OPERATOR(pg_catalog.=) $1"
-	"  AND u.request_id OPERATOR(pg_catalog.=) $2",
-	.nargs = 2,
-	.argtypes = {TEXTOID, TEXTOID},
-	.cursor_options = CURSOR_OPT_GENERIC_PLAN
-};
-
-/*
  * Give back a debit whose usage row lost the race for its request id to a
- * concurrent duplicate that committed meanwhile, and read that duplicate's
- * usage row (a new statement: it sees the duplicate).  The balance row is
- * still locked by this transaction, so the two changes cancel out.
+ * concurrent duplicate that committed meanwhile.  The balance row is still
+ * locked by this transaction, so the two changes cancel out.
  */
 static DdPlan undo_plan = {
 	.query =
-	"WITH undo AS ("
-	"  UPDATE @extschema@.api_credits c"
-	"  SET balance = c.balance OPERATOR(pg_catalog.+) $3"
-	"  WHERE c.user_id OPERATOR(pg_catalog.=) $1"
-	"  RETURNING c.balance)"
-	" SELECT (SELECT x.balance FROM undo x), u.id, u.balance_after"
-	" FROM (VALUES (1)) v"
-	" LEFT JOIN @extschema@.api_usage_log u"
-	"   ON u.user_id OPERATOR(pg_catalog.=) $1"
-	"  AND u.request_id OPERATOR(pg_catalog.=) $2",
-	.nargs = 3,
-	.argtypes = {TEXTOID, TEXTOID, INT8OID},
+	"UPDATE @extschema@.api_credits c"
+	" SET balance = c.balance OPERATOR(pg_catalog.+) $2"
+	" WHERE c.user_id OPERATOR(pg_catalog.=) $1"
+	" RETURNING c.balance",
+	.nargs = 2,
+	.argtypes = {TEXTOID, INT8OID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
@@ -174,21 +162,16 @@ static DdPlan grant_plan = {
 };
 
 /*
- * A refund: find the charge, write its refund row (once per request), give
- * the credit back.  Columns: 1 usage row id (NULL: no such request), 2 its
- * credits, 3 the new balance (NULL: refunded before, nothing written).
+ * A refund of the charge found by LookupUsage ($4 its usage row, $5 its
+ * credits): write its refund row (once per request), give the credit back.
+ * Column 1 is the new balance, NULL when refunded before (nothing written).
  */
 static DdPlan refund_plan = {
 	.query =
-	"WITH u AS ("
-	"  SELECT l.id, l.credits FROM @extschema@.api_usage_log l"
-	"  WHERE l.user_id OPERATOR(pg_catalog.=) $1"
-	"    AND l.request_id OPERATOR(pg_catalog.=) $2),"
-	" r AS ("
+	"WITH r AS ("
 	"  INSERT INTO @extschema@.credit_refunds AS r"
 	"    (user_id, request_id, usage_id, amount, reason)"
-	"  SELECT $1, $2, u.id, u.credits, $3 FROM u"
-	"  WHERE u.credits OPERATOR(pg_catalog.>) 0::pg_catalog.int8"
+	"  VALUES ($1, $2, $4, $5, $3)"
 	"  ON CONFLICT ON CONSTRAINT credit_refunds_user_id_request_id_key DO NOTHING"
 	"  RETURNING r.amount),"
 	" c AS ("
@@ -198,10 +181,9 @@ static DdPlan refund_plan = {
 	"  SET balance = c.balance OPERATOR(pg_catalog.+) excluded.balance,"
 	"      updated_at = pg_catalog.now()"
 	"  RETURNING c.balance)"
-	" SELECT (SELECT u.id FROM u), (SELECT u.credits FROM u),"
-	"        (SELECT c.balance FROM c)",
-	.nargs = 3,
-	.argtypes = {TEXTOID, TEXTOID, TEXTOID},
+	" SELECT (SELECT c.balance FROM c)",
+	.nargs = 5,
+	.argtypes = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
@@ -228,17 +210,6 @@ static DdPlan log_plan = {
 	" RETURNING l.id",
 	.nargs = 5,
 	.argtypes = {TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID},
-	.cursor_options = CURSOR_OPT_GENERIC_PLAN
-};
-
-/* The usage row of one request (a new snapshot). */
-static DdPlan usage_lookup_plan = {
-	.query =
-	"SELECT l.id FROM @extschema@.api_usage_log l"
-	" WHERE l.user_id OPERATOR(pg_catalog.=) $1"
-	"   AND l.request_id OPERATOR(pg_catalog.=) $2",
-	.nargs = 2,
-	.argtypes = {TEXTOID, TEXTOID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
@@ -355,39 +326,137 @@ GetInt64(int col, bool *isnull)
 }
 
 /*
- * ReadState
- *		Fill result from a state_plan / undo_plan row: balance in column 1,
- *		the request's usage row (id, balance_after) in columns 2 and 3.  A
- *		usage row found means the request was charged (or logged) before:
- *		the outcome is a replay, with the balance stored with that usage row
- *		(or the current balance for a row logged without one).
+ * UsageRow
+ *		The api_usage_log row of one request, as LookupUsage finds it.
  */
-static void
-ReadState(DdChargeResult *result)
+typedef struct UsageRow
 {
-	bool		isnull;
-	int64		balance;
-	int64		usage_id;
+	int64		id;
+	int64		credits;
+	bool		has_balance_after;
 	int64		balance_after;
+} UsageRow;
 
-	balance = GetInt64(1, &isnull);
-	result->has_balance = !isnull;
-	result->balance = balance;
+/*
+ * LookupUsage
+ *		Find the usage row of (user_id, request_id) through the unique index
+ *		of that key, with a snapshot taken now (so it sees every duplicate
+ *		that has committed, including one this call just waited for).
+ *
+ *		A direct index scan, not a query: a generic plan for "user_id = $1
+ *		AND request_id = $2" costs the unique index and the other indexes
+ *		led by user_id the same when it expects one row per user, and may
+ *		pick one of those, which scans every usage row of the user -- a
+ *		cost that grows without bound for exactly the busiest users.
+ */
+static bool
+LookupUsage(Oid nspid, text *user_id, text *request_id, UsageRow *row)
+{
+	Oid			relid;
+	Oid			indexid;
+	Relation	rel;
+	Relation	index;
+	ScanKeyData key[2];
+	Snapshot	snapshot;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	bool		found;
 
-	usage_id = GetInt64(2, &isnull);
-	if (!isnull)
+	relid = get_relname_relid("api_usage_log", nspid);
+	indexid = get_relname_relid("api_usage_log_user_id_request_id_key", nspid);
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		elog(ERROR, "dd_clipper: api_usage_log or its request id index is missing");
+
+	rel = table_open(relid, AccessShareLock);
+	index = index_open(indexid, AccessShareLock);
+
+	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(user_id));
+	key[0].sk_collation = index->rd_indcollation[0];
+	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_TEXTEQ,
+				PointerGetDatum(request_id));
+	key[1].sk_collation = index->rd_indcollation[1];
+
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	slot = table_slot_create(rel, NULL);
+	scan = index_beginscan(rel, index, snapshot, 2, 0);
+	index_rescan(scan, key, 2, NULL, 0);
+
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	if (found)
 	{
-		result->ok = true;
-		result->replayed = true;
-		result->has_usage_id = true;
-		result->usage_id = usage_id;
-		balance_after = GetInt64(3, &isnull);
-		if (!isnull)
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		int			i;
+
+		memset(row, 0, sizeof(*row));
+		for (i = 0; i < desc->natts; i++)
 		{
-			result->has_balance = true;
-			result->balance = balance_after;
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+			Datum		d;
+
+			if (att->attisdropped)
+				continue;
+			if (strcmp(NameStr(att->attname), "id") == 0)
+				row->id = DatumGetInt64(slot_getattr(slot, i + 1, &isnull));
+			else if (strcmp(NameStr(att->attname), "credits") == 0)
+				row->credits = DatumGetInt64(slot_getattr(slot, i + 1, &isnull));
+			else if (strcmp(NameStr(att->attname), "balance_after") == 0)
+			{
+				d = slot_getattr(slot, i + 1, &isnull);
+				row->has_balance_after = !isnull;
+				row->balance_after = isnull ? 0 : DatumGetInt64(d);
+			}
 		}
 	}
+
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	UnregisterSnapshot(snapshot);
+	index_close(index, NoLock);
+	table_close(rel, NoLock);
+	return found;
+}
+
+/*
+ * CurrentBalance
+ *		The balance of user_id from a new snapshot; false when the user has
+ *		no balance row.  Must be connected to SPI.
+ */
+static bool
+CurrentBalance(Oid nspid, text *user_id, int64 *balance)
+{
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = PointerGetDatum(user_id);
+	if (DdExecutePlan(&balance_plan, nspid, values, NULL, false, 1,
+					  SPI_OK_SELECT) != 1)
+		return false;
+	*balance = GetInt64(1, &isnull);
+	return !isnull;
+}
+
+/*
+ * Replay
+ *		Fill result with the outcome of the earlier usage row of the
+ *		request: ok, replayed, its usage_id, and the balance stored with it
+ *		(the current balance for a row logged without one).
+ */
+static void
+Replay(Oid nspid, text *user_id, UsageRow *row, DdChargeResult *result)
+{
+	result->ok = true;
+	result->replayed = true;
+	result->has_usage_id = true;
+	result->usage_id = row->id;
+	if (row->has_balance_after)
+	{
+		result->has_balance = true;
+		result->balance = row->balance_after;
+	}
+	else
+		result->has_balance = CurrentBalance(nspid, user_id, &result->balance);
 }
 
 /*
@@ -402,19 +471,19 @@ ReadState(DdChargeResult *result)
  *		  re-checks balance >= amount on the latest committed balance after
  *		  waiting, so the balance never goes below zero and no credit is
  *		  sold twice.
- *		- A duplicate of a request that committed before the statement
- *		  began is seen by prior: nothing is written.
+ *		- A duplicate of a request that committed before the call is found
+ *		  by LookupUsage first: nothing is written.
  *		- A duplicate of a request in flight: that transaction holds the
  *		  balance row (a charge) or the request's index entry (a logged
  *		  request).  Waiting for either ends when it commits or aborts.  If
  *		  it aborted, this charge proceeds as the only one.  If it committed
- *		  and this charge's UPDATE then finds too little credit, the state
- *		  query (a new snapshot) finds the committed usage row: a replay.
- *		  If the UPDATE succeeded, the INSERT conflicts with the committed
- *		  row and inserts nothing; the debit is then given back under the
- *		  same row lock, in the same transaction (undo_plan), and the
- *		  committed row is returned as a replay.  Nothing of this call
- *		  survives but the unchanged balance.
+ *		  and this charge's UPDATE then finds too little credit, a new
+ *		  lookup finds the committed usage row: a replay.  If the UPDATE
+ *		  succeeded, the INSERT conflicts with the committed row and inserts
+ *		  nothing; the debit is then given back under the same row lock, in
+ *		  the same transaction (undo_plan), and the committed row is
+ *		  returned as a replay.  Nothing of this call survives but the
+ *		  unchanged balance.
  *		- Insufficient credit or no balance row: nothing is written, ok is
  *		  false and the balance is the one committed when the call looked.
  */
@@ -430,10 +499,7 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 	bool		did_debit;
 	int64		new_id;
 	bool		inserted;
-	int64		prior_id;
-	bool		has_prior;
-	int64		prior_balance;
-	bool		prior_balance_null;
+	UsageRow	prior;
 
 	CheckedText(user_id, true, "user_id", DD_MAX_USER_ID);
 	CheckedText(request_id, false, "request_id", DD_MAX_REQUEST_ID);
@@ -451,23 +517,25 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	values[0] = PointerGetDatum(user_id);
-	nulls[0] = ' ';
-
 	if (amount == 0)
 	{
 		/* Nothing to charge: report the balance, write nothing. */
-		values[1] = (Datum) 0;
-		nulls[1] = 'n';
-		DdExecutePlan(&state_plan, nspid, values, nulls, false, 0,
-					  SPI_OK_SELECT);
-		result->balance = GetInt64(1, &isnull);
-		result->has_balance = !isnull;
+		result->has_balance = CurrentBalance(nspid, user_id, &result->balance);
 		result->ok = result->has_balance;
 		SPI_finish();
 		return;
 	}
 
+	/* A repeat of a request that committed before: replay, write nothing. */
+	if (request_id != NULL && LookupUsage(nspid, user_id, request_id, &prior))
+	{
+		Replay(nspid, user_id, &prior, result);
+		SPI_finish();
+		return;
+	}
+
+	values[0] = PointerGetDatum(user_id);
+	nulls[0] = ' ';
 	values[1] = Int64GetDatum(amount);
 	nulls[1] = ' ';
 	values[2] = PointerGetDatum(request_id);
@@ -487,9 +555,6 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 	did_debit = !isnull;
 	new_id = GetInt64(2, &isnull);
 	inserted = !isnull;
-	prior_id = GetInt64(3, &isnull);
-	has_prior = !isnull;
-	prior_balance = GetInt64(4, &prior_balance_null);
 
 	if (did_debit && inserted)
 	{
@@ -500,16 +565,6 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 		result->has_usage_id = true;
 		result->usage_id = new_id;
 	}
-	else if (has_prior && !prior_balance_null)
-	{
-		/* A repeat of a request charged before this statement began. */
-		result->ok = true;
-		result->replayed = true;
-		result->has_usage_id = true;
-		result->usage_id = prior_id;
-		result->has_balance = true;
-		result->balance = prior_balance;
-	}
 	else if (did_debit)
 	{
 		/*
@@ -517,39 +572,30 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 		 * duplicate that has committed meanwhile: give the credit back and
 		 * return the duplicate's outcome.
 		 */
-		Datum		uvalues[3];
-		char		unulls[3];
-
 		Assert(request_id != NULL);
-		uvalues[0] = PointerGetDatum(user_id);
-		uvalues[1] = PointerGetDatum(request_id);
-		uvalues[2] = Int64GetDatum(amount);
-		unulls[0] = unulls[1] = unulls[2] = ' ';
-		DdExecutePlan(&undo_plan, nspid, uvalues, unulls, false, 0,
-					  SPI_OK_SELECT);
-		ReadState(result);
-		if (!result->replayed)
+		values[1] = Int64GetDatum(amount);
+		DdExecutePlan(&undo_plan, nspid, values, nulls, false, 0,
+					  SPI_OK_UPDATE_RETURNING);
+		if (!LookupUsage(nspid, user_id, request_id, &prior))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not charge request_id \"%s\": a concurrent request with the same id changed",
 							text_to_cstring(request_id)),
 					 errhint("Retry the transaction.")));
+		Replay(nspid, user_id, &prior, result);
+	}
+	else if (request_id != NULL && LookupUsage(nspid, user_id, request_id, &prior))
+	{
+		/*
+		 * Nothing debited because a concurrent duplicate took the credit
+		 * and committed while this call waited for the balance row: replay.
+		 */
+		Replay(nspid, user_id, &prior, result);
 	}
 	else
 	{
-		/*
-		 * Nothing debited, and no earlier charge with a recorded balance:
-		 * too little credit, no balance row, a concurrent duplicate that
-		 * committed while this statement waited for the balance row, or a
-		 * repeat of a request logged without a balance (dd_log_usage).  A
-		 * new snapshot tells; ReadState reports a replay if the request's
-		 * usage row is there.
-		 */
-		values[1] = PointerGetDatum(request_id);
-		nulls[1] = request_id ? ' ' : 'n';
-		DdExecutePlan(&state_plan, nspid, values, nulls, false, 0,
-					  SPI_OK_SELECT);
-		ReadState(result);
+		/* Too little credit, or no balance row: nothing written. */
+		result->has_balance = CurrentBalance(nspid, user_id, &result->balance);
 	}
 
 	SPI_finish();
@@ -678,38 +724,39 @@ dd_refund_credit(PG_FUNCTION_ARGS)
 	text	   *user_id = DdTextArg(fcinfo, 0, "user_id", DD_MAX_USER_ID);
 	text	   *request_id = DdTextArg(fcinfo, 1, "request_id", DD_MAX_REQUEST_ID);
 	text	   *reason = DdOptionalTextArg(fcinfo, 2, "reason", DD_MAX_REASON);
-	Datum		values[3];
-	char		nulls[3];
+	Datum		values[5];
+	char		nulls[5];
 	bool		isnull;
-	int64		credits;
+	UsageRow	usage;
 	int64		balance;
-
-	values[0] = PointerGetDatum(user_id);
-	values[1] = PointerGetDatum(request_id);
-	values[2] = PointerGetDatum(reason);
-	nulls[0] = nulls[1] = ' ';
-	nulls[2] = reason ? ' ' : 'n';
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	DdExecutePlan(&refund_plan, nspid, values, nulls, false, 0, SPI_OK_SELECT);
 
-	(void) GetInt64(1, &isnull);
-	if (isnull)
+	if (!LookupUsage(nspid, user_id, request_id, &usage))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("request_id \"%s\" was never charged to user_id \"%s\"",
 						text_to_cstring(request_id), text_to_cstring(user_id)),
 				 errdetail("No usage row has this request id (usage rows removed by retention cannot be refunded)."),
 				 errhint("Refund with the request_id that was passed to dd_charge_credit.")));
-	credits = GetInt64(2, &isnull);
-	if (credits == 0)
+	if (usage.credits == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("request_id \"%s\" of user_id \"%s\" was not charged",
 						text_to_cstring(request_id), text_to_cstring(user_id)),
 				 errdetail("The request was logged without a charge, so there is nothing to refund.")));
-	balance = GetInt64(3, &isnull);
+
+	values[0] = PointerGetDatum(user_id);
+	values[1] = PointerGetDatum(request_id);
+	values[2] = PointerGetDatum(reason);
+	values[3] = Int64GetDatum(usage.id);
+	values[4] = Int64GetDatum(usage.credits);
+	nulls[0] = nulls[1] = nulls[3] = nulls[4] = ' ';
+	nulls[2] = reason ? ' ' : 'n';
+	DdExecutePlan(&refund_plan, nspid, values, nulls, false, 0, SPI_OK_SELECT);
+
+	balance = GetInt64(1, &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -832,18 +879,15 @@ dd_log_usage(PG_FUNCTION_ARGS)
 	else
 	{
 		/* The request id was used before: that row, from a new snapshot. */
-		Datum		lvalues[2];
+		UsageRow	usage;
 
-		lvalues[0] = PointerGetDatum(user_id);
-		lvalues[1] = PointerGetDatum(request_id);
-		if (DdExecutePlan(&usage_lookup_plan, nspid, lvalues, NULL, false, 1,
-						  SPI_OK_SELECT) != 1)
+		if (!LookupUsage(nspid, user_id, request_id, &usage))
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 					 errmsg("could not log request_id \"%s\": a concurrent request with the same id changed",
 							text_to_cstring(request_id)),
 					 errhint("Retry the transaction.")));
-		id = GetInt64(1, &isnull);
+		id = usage.id;
 	}
 	SPI_finish();
 

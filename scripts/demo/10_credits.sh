@@ -37,11 +37,13 @@ sql -c "SELECT dd_credit_balance('user_demo') AS balance,
 sql -c "SELECT id AS usage_id, request_id, endpoint, credits, balance_after
         FROM api_usage_log WHERE user_id = 'user_demo' ORDER BY id DESC LIMIT 3"
 
-echo '==> a client retries req-42: the original outcome (same usage_id and balance), replayed, nothing charged'
-sql -c "SELECT * FROM dd_charge_credit(user_id => 'user_demo', amount => 1, request_id => 'req-42')"
+rid=$(psql -X -At -d "$db" -c "SELECT request_id FROM api_usage_log
+                                WHERE user_id = 'user_demo' ORDER BY id LIMIT 1")
+echo "==> a client retries $rid: the original outcome (same usage_id and balance), replayed, nothing charged"
+sql -c "SELECT * FROM dd_charge_credit(user_id => 'user_demo', amount => 1, request_id => '$rid')"
 sql -c "SELECT id AS usage_id, balance_after FROM api_usage_log
-        WHERE user_id = 'user_demo' AND request_id = 'req-42'"
+        WHERE user_id = 'user_demo' AND request_id = '$rid'"
 
-echo '==> refund req-42 (once), and the audit: grants - charges + refunds = balance for every user'
-sql -c "SELECT dd_refund_credit(user_id => 'user_demo', request_id => 'req-42', reason => 'upstream timeout') AS balance"
+echo "==> refund $rid (once), and the audit: grants - charges + refunds = balance for every user"
+sql -c "SELECT dd_refund_credit(user_id => 'user_demo', request_id => '$rid', reason => 'upstream timeout') AS balance"
 sql -c "SELECT count(*) AS users_out_of_balance FROM dd_credit_audit()"
