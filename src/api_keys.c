@@ -50,11 +50,10 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/datetime.h"
-#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "dd_clipper.h"
@@ -185,6 +184,10 @@ typedef struct DdKeyColumns
 
 static DdKeyColumns key_columns;
 
+/*
+ * DdKeyColumn
+ *		The attribute number of api_keys column name (the table is relid).
+ */
 static AttrNumber
 DdKeyColumn(Oid relid, const char *name)
 {
