@@ -26,7 +26,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
 	-Wno-missing-field-initializers
 
 EXTRA_CLEAN = results/ output_iso/ regression.diffs regression.out tmp_check/ \
-	tmp_install/ test/codec/*.bin
+	tmp_install/
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

@@ -541,25 +541,11 @@ dd_authorize_and_charge(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("amount must not be null")));
 	amount = PG_GETARG_INT64(1);
-	if (amount < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("amount must be zero or positive"),
-				 errdetail("The amount given is " INT64_FORMAT ".", amount),
-				 errhint("Use dd_refund_credit to give credit back.")));
 	request_id = DdOptionalTextArg(fcinfo, 2, "request_id", DD_MAX_REQUEST_ID);
 	endpoint = DdOptionalTextArg(fcinfo, 3, "endpoint", DD_MAX_ENDPOINT);
 	if (!PG_ARGISNULL(4))
-	{
 		metadata = PG_GETARG_JSONB_P(4);
-		if (!JB_ROOT_IS_OBJECT(metadata))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("metadata must be a JSON object"),
-					 errdetail("The value given is a JSON %s.",
-							   JB_ROOT_IS_SCALAR(metadata) ? "scalar" : "array"),
-					 errhint("Pass an object such as '{\"model\": \"small\"}', or NULL.")));
-	}
+	DdCheckChargeArgs(amount, metadata);
 
 	DdCheckKey(nspid, PG_ARGISNULL(0),
 			   PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0), &check);

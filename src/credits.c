@@ -299,12 +299,31 @@ AmountArg(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * CheckMetadata
- *		metadata, when given, must be a JSON object (so usage rows can be
- *		queried by key, and a stray string or array is caught at the door).
+ * DdCheckChargeArgs
+ *		The checks of a charge's amount and metadata, shared by every entry
+ *		point that charges (dd_charge_credit, dd_authorize_and_charge):
+ *		amount must be zero or positive, and metadata, when given, a JSON
+ *		object (so usage rows can be queried by key, and a stray string or
+ *		array is caught at the door).
  */
-static void
-CheckMetadata(Jsonb *metadata)
+void
+DdCheckChargeArgs(int64 amount, Jsonb *metadata)
+{
+	if (amount < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount must be zero or positive"),
+				 errdetail("The amount given is " INT64_FORMAT ".", amount),
+				 errhint("Use dd_refund_credit to give credit back.")));
+	DdCheckMetadata(metadata);
+}
+
+/*
+ * DdCheckMetadata
+ *		metadata, when given, must be a JSON object.
+ */
+void
+DdCheckMetadata(Jsonb *metadata)
 {
 	if (metadata != NULL && !JB_ROOT_IS_OBJECT(metadata))
 		ereport(ERROR,
@@ -504,13 +523,7 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 	CheckedText(user_id, true, "user_id", DD_MAX_USER_ID);
 	CheckedText(request_id, false, "request_id", DD_MAX_REQUEST_ID);
 	CheckedText(endpoint, false, "endpoint", DD_MAX_ENDPOINT);
-	if (amount < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("amount must be zero or positive"),
-				 errdetail("The amount given is " INT64_FORMAT ".", amount),
-				 errhint("Use dd_refund_credit to give credit back.")));
-	CheckMetadata(metadata);
+	DdCheckChargeArgs(amount, metadata);
 
 	memset(result, 0, sizeof(*result));
 
@@ -859,7 +872,7 @@ dd_log_usage(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int64		id;
 
-	CheckMetadata(metadata);
+	DdCheckMetadata(metadata);
 
 	values[0] = PointerGetDatum(user_id);
 	values[1] = PointerGetDatum(endpoint);

@@ -55,4 +55,8 @@ extern void DdChargeCredit(Oid nspid, text *user_id, int64 amount,
 						   bool has_api_key_id, int64 api_key_id,
 						   Jsonb *metadata, DdChargeResult *result);
 
+/* Argument checks shared by every entry point that charges (credits.c). */
+extern void DdCheckChargeArgs(int64 amount, Jsonb *metadata);
+extern void DdCheckMetadata(Jsonb *metadata);
+
 #endif							/* DD_CREDITS_H */
