@@ -22,31 +22,7 @@
 #include <string.h>
 
 #include "key_codec.h"
-
-static int	test_no = 0;
-static int	failures = 0;
-
-static void
-ok(int cond, const char *what)
-{
-	test_no++;
-	if (!cond)
-		failures++;
-	printf("%sok %d - %s\n", cond ? "" : "not ", test_no, what);
-}
-
-/* splitmix64: a fixed-seed generator, so every run checks the same keys. */
-static uint64_t rng_state = 0x6464636c69707065ull;
-
-static uint64_t
-next_random(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ull);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-	return z ^ (z >> 31);
-}
+#include "codec_tap.h"
 
 static void
 random_bytes(uint8_t *buf, size_t len)
