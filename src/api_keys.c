@@ -519,10 +519,7 @@ Datum
 dd_authorize_and_charge(PG_FUNCTION_ARGS)
 {
 	Oid			nspid = DdFunctionSchema(fcinfo);
-	int64		amount;
-	text	   *request_id;
-	text	   *endpoint;
-	Jsonb	   *metadata = NULL;
+	DdChargeArgs args;
 	DdKeyCheck	check;
 	DdChargeResult charge;
 	TupleDesc	tupdesc;
@@ -536,23 +533,15 @@ dd_authorize_and_charge(PG_FUNCTION_ARGS)
 	 * Bad arguments are errors whatever the key, with the same messages as
 	 * dd_charge_credit (DdChargeCredit checks them again, cheaply).
 	 */
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("amount must not be null")));
-	amount = PG_GETARG_INT64(1);
-	request_id = DdOptionalTextArg(fcinfo, 2, "request_id", DD_MAX_REQUEST_ID);
-	endpoint = DdOptionalTextArg(fcinfo, 3, "endpoint", DD_MAX_ENDPOINT);
-	if (!PG_ARGISNULL(4))
-		metadata = PG_GETARG_JSONB_P(4);
-	DdCheckChargeArgs(amount, metadata);
+	DdGetChargeArgs(fcinfo, 1, 2, 3, 4, &args);
 
 	DdCheckKey(nspid, PG_ARGISNULL(0),
 			   PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0), &check);
 	if (check.code == DD_KEY_VALID)
 	{
-		DdChargeCredit(nspid, check.user_id, amount, request_id, endpoint,
-					   true, check.key_id, metadata, &charge);
+		DdChargeCredit(nspid, check.user_id, args.amount, args.request_id,
+					   args.endpoint, true, check.key_id, args.metadata,
+					   &charge);
 		charged = true;
 	}
 

@@ -298,15 +298,16 @@ AmountArg(FunctionCallInfo fcinfo, int argno)
 	return amount;
 }
 
+static void DdCheckMetadata(Jsonb *metadata);
+
 /*
  * DdCheckChargeArgs
- *		The checks of a charge's amount and metadata, shared by every entry
- *		point that charges (dd_charge_credit, dd_authorize_and_charge):
- *		amount must be zero or positive, and metadata, when given, a JSON
- *		object (so usage rows can be queried by key, and a stray string or
- *		array is caught at the door).
+ *		The checks of a charge's amount and metadata: amount must be zero or
+ *		positive, and metadata, when given, a JSON object (so usage rows can
+ *		be queried by key, and a stray string or array is caught at the
+ *		door).
  */
-void
+static void
 DdCheckChargeArgs(int64 amount, Jsonb *metadata)
 {
 	if (amount < 0)
@@ -322,7 +323,7 @@ DdCheckChargeArgs(int64 amount, Jsonb *metadata)
  * DdCheckMetadata
  *		metadata, when given, must be a JSON object.
  */
-void
+static void
 DdCheckMetadata(Jsonb *metadata)
 {
 	if (metadata != NULL && !JB_ROOT_IS_OBJECT(metadata))
@@ -332,6 +333,30 @@ DdCheckMetadata(Jsonb *metadata)
 				 errdetail("The value given is a JSON %s.",
 						   JB_ROOT_IS_SCALAR(metadata) ? "scalar" : "array"),
 				 errhint("Pass an object such as '{\"model\": \"small\"}', or NULL.")));
+}
+
+/*
+ * DdGetChargeArgs
+ *		Read and check the charge arguments of an SQL function: amount
+ *		(required), request_id and endpoint (optional, within their limits)
+ *		and metadata (optional JSON object), in that order of checks.
+ */
+void
+DdGetChargeArgs(FunctionCallInfo fcinfo, int amount_arg, int request_id_arg,
+				int endpoint_arg, int metadata_arg, DdChargeArgs *args)
+{
+	if (PG_ARGISNULL(amount_arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("amount must not be null")));
+	args->amount = PG_GETARG_INT64(amount_arg);
+	args->request_id = DdOptionalTextArg(fcinfo, request_id_arg, "request_id",
+										 DD_MAX_REQUEST_ID);
+	args->endpoint = DdOptionalTextArg(fcinfo, endpoint_arg, "endpoint",
+									   DD_MAX_ENDPOINT);
+	args->metadata = PG_ARGISNULL(metadata_arg) ? NULL :
+		PG_GETARG_JSONB_P(metadata_arg);
+	DdCheckChargeArgs(args->amount, args->metadata);
 }
 
 /* GetInt64: column col (1-based) of the first result row, or isnull. */
@@ -625,31 +650,21 @@ dd_charge_credit(PG_FUNCTION_ARGS)
 {
 	Oid			nspid = DdFunctionSchema(fcinfo);
 	text	   *user_id = DdTextArg(fcinfo, 0, "user_id", DD_MAX_USER_ID);
-	int64		amount;
-	text	   *request_id;
-	text	   *endpoint;
-	Jsonb	   *metadata;
+	DdChargeArgs args;
 	DdChargeResult r;
 	TupleDesc	tupdesc;
 	Datum		values[4];
 	bool		nulls[4];
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("amount must not be null")));
-	amount = PG_GETARG_INT64(1);
-	request_id = DdOptionalTextArg(fcinfo, 2, "request_id", DD_MAX_REQUEST_ID);
-	endpoint = DdOptionalTextArg(fcinfo, 3, "endpoint", DD_MAX_ENDPOINT);
-	metadata = PG_ARGISNULL(5) ? NULL : PG_GETARG_JSONB_P(5);
+	DdGetChargeArgs(fcinfo, 1, 2, 3, 5, &args);
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "dd_charge_credit must return a composite type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
-	DdChargeCredit(nspid, user_id, amount, request_id, endpoint,
+	DdChargeCredit(nspid, user_id, args.amount, args.request_id, args.endpoint,
 				   !PG_ARGISNULL(4), PG_ARGISNULL(4) ? 0 : PG_GETARG_INT64(4),
-				   metadata, &r);
+				   args.metadata, &r);
 
 	values[0] = BoolGetDatum(r.ok);
 	nulls[0] = false;

@@ -19,6 +19,7 @@
 
 #include "postgres.h"
 
+#include "fmgr.h"
 #include "utils/jsonb.h"
 
 /*
@@ -55,8 +56,23 @@ extern void DdChargeCredit(Oid nspid, text *user_id, int64 amount,
 						   bool has_api_key_id, int64 api_key_id,
 						   Jsonb *metadata, DdChargeResult *result);
 
-/* Argument checks shared by every entry point that charges (credits.c). */
-extern void DdCheckChargeArgs(int64 amount, Jsonb *metadata);
-extern void DdCheckMetadata(Jsonb *metadata);
+/*
+ * DdChargeArgs / DdGetChargeArgs
+ *		The charge arguments of an SQL function (amount, request_id,
+ *		endpoint, metadata at the given argument positions), read and
+ *		checked with the same errors by every entry point that charges
+ *		(dd_charge_credit, dd_authorize_and_charge).
+ */
+typedef struct DdChargeArgs
+{
+	int64		amount;
+	text	   *request_id;		/* NULL when not given */
+	text	   *endpoint;		/* NULL when not given */
+	Jsonb	   *metadata;		/* NULL when not given */
+} DdChargeArgs;
+
+extern void DdGetChargeArgs(FunctionCallInfo fcinfo, int amount_arg,
+							int request_id_arg, int endpoint_arg,
+							int metadata_arg, DdChargeArgs *args);
 
 #endif							/* DD_CREDITS_H */
