@@ -65,6 +65,7 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
@@ -75,10 +76,12 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "dd_clipper.h"
 #include "credits.h"
+#include "direct.h"
 
 PG_FUNCTION_INFO_V1(dd_grant_credit);
 PG_FUNCTION_INFO_V1(dd_charge_credit);
@@ -504,6 +507,275 @@ Replay(Oid nspid, text *user_id, UsageRow *row, DdChargeResult *result)
 }
 
 /*
+ * The two tables a charge writes, for the direct path (direct.c).  The
+ * charge's own checks guarantee their CHECK constraints (amount > 0, and
+ * the debit only when balance >= amount).
+ */
+static DdDirectTable credits_table = {
+	.relname = "api_credits",
+	.keyindex = "api_credits_pkey",
+	.update_only = true,
+	.ncols = 2,
+	.cols = {"balance", "updated_at"},
+	.types = {INT8OID, TIMESTAMPTZOID},
+	.nchecks = 1,
+	.checks = {"api_credits_balance_check"}
+};
+
+static DdDirectTable usage_table = {
+	.relname = "api_usage_log",
+	.keyindex = "api_usage_log_user_id_request_id_key",
+	.arbiter = "api_usage_log_user_id_request_id_key",
+	.ncols = 7,
+	.cols = {"user_id", "request_id", "endpoint", "credits", "api_key_id",
+	"metadata", "balance_after"},
+	.types = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID, INT8OID},
+	.nchecks = 1,
+	.checks = {"api_usage_log_credits_check"}
+};
+
+/*
+ * FetchUsage
+ *		LookupUsage on the usage table opened for a direct charge: its
+ *		request id index is open already.  snapshot NULL: a new one.
+ */
+static bool
+FetchUsage(DdDirect *usage, text *user_id, text *request_id,
+		   Snapshot snapshot, UsageRow *row)
+{
+	Datum		keys[2];
+	Snapshot	snap;
+	bool		found;
+	bool		isnull;
+	Datum		d;
+
+	keys[0] = PointerGetDatum(user_id);
+	keys[1] = PointerGetDatum(request_id);
+	snap = RegisterSnapshot(snapshot ? snapshot : GetLatestSnapshot());
+	found = DdDirectFetch(usage, keys, snap);
+	UnregisterSnapshot(snap);
+	if (!found)
+		return false;
+
+	memset(row, 0, sizeof(*row));
+	row->id = DatumGetInt64(slot_getattr(usage->found,
+										 usage->table->identity, &isnull));
+	row->credits = DatumGetInt64(slot_getattr(usage->found,
+											  DdDirectAttnum(usage, 3),
+											  &isnull));
+	d = slot_getattr(usage->found, DdDirectAttnum(usage, 6), &isnull);
+	row->has_balance_after = !isnull;
+	row->balance_after = isnull ? 0 : DatumGetInt64(d);
+	return true;
+}
+
+/*
+ * ReplayConnected
+ *		Replay, for a caller not connected to SPI.
+ */
+static void
+ReplayConnected(Oid nspid, text *user_id, UsageRow *row,
+				DdChargeResult *result)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	Replay(nspid, user_id, row, result);
+	SPI_finish();
+}
+
+/*
+ * ReplayOrGiveBack
+ *		The rare endings of a direct charge, through SPI: replay the
+ *		committed usage row of the request (after giving back the debit
+ *		when did_debit), or fail when that row is gone again.
+ */
+static void
+ReplayOrGiveBack(Oid nspid, text *user_id, int64 amount, text *request_id,
+				 bool did_debit, DdChargeResult *result)
+{
+	UsageRow	prior;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (did_debit)
+	{
+		Datum		values[2];
+
+		values[0] = PointerGetDatum(user_id);
+		values[1] = Int64GetDatum(amount);
+		DdExecutePlan(&undo_plan, nspid, values, NULL, false, 0,
+					  SPI_OK_UPDATE_RETURNING);
+	}
+	if (!LookupUsage(nspid, user_id, request_id, &prior))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not charge request_id \"%s\": a concurrent request with the same id changed",
+						text_to_cstring(request_id)),
+				 errhint("Retry the transaction.")));
+	Replay(nspid, user_id, &prior, result);
+	SPI_finish();
+}
+
+/*
+ * ChargeDirect
+ *		DdChargeCredit for amount > 0 without the executor (direct.c), with
+ *		the same outcome as charge_plan in every interleaving; false when
+ *		a table is not fit for direct writes, and nothing was done.
+ *
+ *		One snapshot S serves the request lookup and the balance read.
+ *		A duplicate charge that committed before S is found by the lookup.
+ *		One that commits after S changed the balance row after S (a charge
+ *		writes its usage row only with its debit, under that row's lock),
+ *		so updating the version S saw reports TM_Updated after waiting for
+ *		it: then, as READ COMMITTED's re-check does, the latest version is
+ *		locked and checked again -- and the request looked up again with a
+ *		new snapshot, which now finds the duplicate: a replay.  What the
+ *		balance row cannot reveal -- a free row of the same request
+ *		(dd_log_usage) in flight or committed after S -- makes the usage
+ *		insert conflict: the debit is given back and that row replayed,
+ *		as in the SPI path.  Under REPEATABLE READ or SERIALIZABLE, a
+ *		balance changed after S is a serialization failure, as it is for
+ *		an UPDATE.
+ */
+static bool
+ChargeDirect(Oid nspid, text *user_id, int64 amount, text *request_id,
+			 text *endpoint, bool has_api_key_id, int64 api_key_id,
+			 Jsonb *metadata, DdChargeResult *result)
+{
+	DdDirect	credits;
+	DdDirect	usage;
+	Snapshot	snapshot;
+	UsageRow	prior;
+	Datum		key;
+	AttrNumber	balance_att;
+	int64		balance;
+	bool		isnull;
+	Datum		cvalues[2];
+	bool		cnulls[2] = {false, false};
+	Datum		uvalues[7];
+	bool		unulls[7];
+	TM_FailureData tmfd;
+	TM_Result	tm;
+	int64		new_id = 0;
+
+	if (!DdDirectBegin(&credits_table, nspid, &credits))
+		return false;
+	if (!DdDirectBegin(&usage_table, nspid, &usage))
+	{
+		DdDirectEnd(&credits);
+		return false;
+	}
+
+	/* See this transaction's earlier changes, as a new statement would. */
+	CommandCounterIncrement();
+	credits.estate->es_output_cid = GetCurrentCommandId(true);
+	usage.estate->es_output_cid = credits.estate->es_output_cid;
+	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+
+	if (request_id != NULL &&
+		FetchUsage(&usage, user_id, request_id, snapshot, &prior))
+	{
+		/* A repeat of a request that committed before: write nothing. */
+		ReplayConnected(nspid, user_id, &prior, result);
+		goto done;
+	}
+
+	key = PointerGetDatum(user_id);
+	balance_att = DdDirectAttnum(&credits, 0);
+	if (!DdDirectFetch(&credits, &key, snapshot))
+		goto done;				/* no balance row: ok = false */
+
+	for (;;)
+	{
+		balance = DatumGetInt64(slot_getattr(credits.found, balance_att,
+											 &isnull));
+		if (balance < amount)
+		{
+			/* Too little credit: nothing written. */
+			result->has_balance = true;
+			result->balance = balance;
+			goto done;
+		}
+
+		cvalues[0] = Int64GetDatum(balance - amount);
+		cvalues[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+		tm = DdDirectUpdate(&credits, cvalues, cnulls, snapshot, &tmfd);
+		if (tm == TM_Ok)
+			break;
+		if (tm != TM_Updated && tm != TM_Deleted)
+			elog(ERROR, "dd_clipper: unexpected result %d updating a balance",
+				 (int) tm);
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+		if (tm == TM_Deleted)
+			goto done;			/* the balance row is gone: ok = false */
+
+		/* Changed by a transaction that has committed: lock the latest. */
+		tm = table_tuple_lock(credits.rel, &credits.found->tts_tid, snapshot,
+							  credits.found, credits.estate->es_output_cid,
+							  LockTupleNoKeyExclusive, LockWaitBlock,
+							  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
+		if (tm == TM_Deleted)
+			goto done;
+		if (tm != TM_Ok)
+			elog(ERROR, "dd_clipper: unexpected result %d locking a balance",
+				 (int) tm);
+		if (!DdDirectFoundMatches(&credits, &key))
+			goto done;			/* now another user's row: none of ours */
+
+		/* That transaction may have been this request's duplicate. */
+		if (request_id != NULL &&
+			FetchUsage(&usage, user_id, request_id, NULL, &prior))
+		{
+			ReplayConnected(nspid, user_id, &prior, result);
+			goto done;
+		}
+	}
+
+	uvalues[0] = PointerGetDatum(user_id);
+	unulls[0] = false;
+	uvalues[1] = PointerGetDatum(request_id);
+	unulls[1] = request_id == NULL;
+	uvalues[2] = PointerGetDatum(endpoint);
+	unulls[2] = endpoint == NULL;
+	uvalues[3] = Int64GetDatum(amount);
+	unulls[3] = false;
+	uvalues[4] = Int64GetDatum(api_key_id);
+	unulls[4] = !has_api_key_id;
+	uvalues[5] = JsonbPGetDatum(metadata);
+	unulls[5] = metadata == NULL;
+	uvalues[6] = Int64GetDatum(balance - amount);
+	unulls[6] = false;
+
+	if (DdDirectInsert(&usage, uvalues, unulls, &new_id))
+	{
+		/* The common path: charged and logged. */
+		result->ok = true;
+		result->has_balance = true;
+		result->balance = balance - amount;
+		result->has_usage_id = true;
+		result->usage_id = new_id;
+	}
+	else
+	{
+		/* The request was logged meanwhile without the balance row. */
+		Assert(request_id != NULL);
+		CommandCounterIncrement();
+		ReplayOrGiveBack(nspid, user_id, amount, request_id, true, result);
+	}
+
+done:
+	/* Let the rest of the transaction see what was written. */
+	CommandCounterIncrement();
+	UnregisterSnapshot(snapshot);
+	DdDirectEnd(&usage);
+	DdDirectEnd(&credits);
+	return true;
+}
+
+/*
  * DdChargeCredit
  *		See credits.h.  Takes amount credits from user_id's balance if it
  *		covers them and logs the request, in one statement; with a
@@ -551,6 +823,11 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 	DdCheckChargeArgs(amount, metadata);
 
 	memset(result, 0, sizeof(*result));
+
+	if (amount > 0 &&
+		ChargeDirect(nspid, user_id, amount, request_id, endpoint,
+					 has_api_key_id, api_key_id, metadata, result))
+		return;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
