@@ -57,6 +57,7 @@
 #include "utils/timestamp.h"
 
 #include "dd_clipper.h"
+#include "direct.h"
 #include "credits.h"
 #include "key_codec.h"
 
@@ -184,6 +185,12 @@ typedef struct DdKeyColumns
 
 static DdKeyColumns key_columns;
 
+/* api_keys, read through its unique index on key_hash (direct.c). */
+static DdDirectTable keys_table = {
+	.relname = "api_keys",
+	.keyindex = "api_keys_key_hash_key"
+};
+
 /*
  * DdKeyColumn
  *		The attribute number of api_keys column name (the table is relid).
@@ -205,8 +212,8 @@ DdKeyColumn(Oid relid, const char *name)
  *		before cutoff).  user_id is copied into the caller's memory context.
  *
  *		This is the one query of every verification, so it is not run
- *		through SPI: it reads the unique index on key_hash directly, as a
- *		SELECT would, with a new snapshot (READ COMMITTED: what committed
+ *		through SPI: it reads the unique index on key_hash directly
+ *		(DdDirectFetch), as a SELECT would, with a new snapshot (READ COMMITTED: what committed
  *		before this moment, including a revoke; REPEATABLE READ: the
  *		transaction's snapshot), after a command counter increment so that
  *		a key created earlier in the same statement is seen.  The table is
@@ -218,17 +225,14 @@ static bool
 DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
 			DdKeyCheck *check)
 {
-	Oid			relid = get_relname_relid("api_keys", nspid);
-	Oid			indexid = get_relname_relid("api_keys_key_hash_key", nspid);
-	Relation	rel;
-	ScanKeyData skey;
+	DdDirect	d;
+	Oid			relid;
+	Datum		key = PointerGetDatum(hash);
 	Snapshot	snapshot;
-	SysScanDesc scan;
-	HeapTuple	tuple;
 	bool		due = false;
 
-	if (!OidIsValid(relid) || !OidIsValid(indexid))
-		elog(ERROR, "table api_keys or its index api_keys_key_hash_key is missing");
+	DdDirectBeginRead(&keys_table, nspid, &d);
+	relid = RelationGetRelid(d.rel);
 	if (key_columns.relid != relid)
 	{
 		key_columns.relid = InvalidOid;
@@ -243,43 +247,37 @@ DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-	rel = table_open(relid, AccessShareLock);
-	ScanKeyInit(&skey, key_columns.key_hash, BTEqualStrategyNumber, F_BYTEAEQ,
-				PointerGetDatum(hash));
-	scan = systable_beginscan(rel, indexid, true, snapshot, 1, &skey);
 
 	check->code = DD_KEY_NOT_FOUND;
 	check->found = false;
-	tuple = systable_getnext(scan);
-	if (HeapTupleIsValid(tuple))
+	if (DdDirectFetch(&d, &key, snapshot))
 	{
-		TupleDesc	desc = RelationGetDescr(rel);
+		TupleTableSlot *slot = d.found;
 		bool		isnull;
-		Datum		d;
+		Datum		v;
 
 		check->found = true;
-		check->key_id = DatumGetInt64(heap_getattr(tuple, key_columns.id,
-												   desc, &isnull));
-		d = heap_getattr(tuple, key_columns.user_id, desc, &isnull);
-		check->user_id = DatumGetTextPCopy(d);
+		check->key_id = DatumGetInt64(slot_getattr(slot, key_columns.id,
+												   &isnull));
+		v = slot_getattr(slot, key_columns.user_id, &isnull);
+		check->user_id = DatumGetTextPCopy(v);
 
 		check->code = DD_KEY_VALID;
-		(void) heap_getattr(tuple, key_columns.revoked_at, desc, &isnull);
+		(void) slot_getattr(slot, key_columns.revoked_at, &isnull);
 		if (!isnull)
 			check->code = DD_KEY_REVOKED;
 		else
 		{
-			d = heap_getattr(tuple, key_columns.expires_at, desc, &isnull);
-			if (!isnull && DatumGetTimestampTz(d) <= now)
+			v = slot_getattr(slot, key_columns.expires_at, &isnull);
+			if (!isnull && DatumGetTimestampTz(v) <= now)
 				check->code = DD_KEY_EXPIRED;
 		}
 
-		d = heap_getattr(tuple, key_columns.last_used_at, desc, &isnull);
-		due = isnull || DatumGetTimestampTz(d) < cutoff;
+		v = slot_getattr(slot, key_columns.last_used_at, &isnull);
+		due = isnull || DatumGetTimestampTz(v) < cutoff;
 	}
 
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
+	DdDirectEnd(&d);
 	UnregisterSnapshot(snapshot);
 	return due;
 }

@@ -131,6 +131,48 @@ IndexOid(DdDirectTable *t, Relation rel, const char *name)
 }
 
 /*
+ * DescribeKey
+ *		Fill in how to search t's keyindex; false when it is missing or
+ *		not a plain btree index.
+ */
+static bool
+DescribeKey(DdDirectTable *t, Relation rel)
+{
+	Relation	index;
+	int			i;
+
+	t->keyindex_oid = InvalidOid;
+	if (t->keyindex == NULL)
+		return true;
+	t->keyindex_oid = IndexOid(t, rel, t->keyindex);
+	if (!OidIsValid(t->keyindex_oid))
+		return false;
+	index = index_open(t->keyindex_oid, AccessShareLock);
+	t->nkeys = IndexRelationGetNumberOfKeyAttributes(index);
+	for (i = 0; i < t->nkeys; i++)
+	{
+		Oid			opno;
+
+		opno = get_opfamily_member(index->rd_opfamily[i],
+								   index->rd_opcintype[i],
+								   index->rd_opcintype[i],
+								   BTEqualStrategyNumber);
+		t->key_attnums[i] = index->rd_index->indkey.values[i];
+		t->key_colls[i] = index->rd_indcollation[i];
+		if (!OidIsValid(opno) || index->rd_rel->relam != BTREE_AM_OID ||
+			t->key_attnums[i] == 0)
+		{
+			index_close(index, AccessShareLock);
+			t->keyindex_oid = InvalidOid;
+			return false;
+		}
+		t->key_procs[i] = get_opcode(opno);
+	}
+	index_close(index, AccessShareLock);
+	return true;
+}
+
+/*
  * Describe
  *		Fill t's cache from the open table rel: whether it may be written
  *		directly, and how.
@@ -146,6 +188,9 @@ Describe(DdDirectTable *t, Relation rel)
 	t->valid = true;
 	t->usable = false;
 	t->relid = RelationGetRelid(rel);
+	t->readable = DescribeKey(t, rel);
+	if (!t->readable)
+		return;
 
 	if (rel->rd_rel->relkind != RELKIND_RELATION ||
 		rel->rd_rel->relispartition ||
@@ -261,42 +306,8 @@ Describe(DdDirectTable *t, Relation rel)
 		}
 	}
 
-	/* The unique indexes named by the caller, and how to search one. */
-	t->keyindex_oid = InvalidOid;
+	/* The unique index an insert's conflicts are checked on. */
 	t->arbiter_oid = InvalidOid;
-	if (t->keyindex)
-	{
-		Relation	index;
-
-		t->keyindex_oid = IndexOid(t, rel, t->keyindex);
-		if (!OidIsValid(t->keyindex_oid))
-			return;
-		index = index_open(t->keyindex_oid, AccessShareLock);
-		t->nkeys = IndexRelationGetNumberOfKeyAttributes(index);
-		for (i = 0; i < t->nkeys; i++)
-		{
-			Oid			opno;
-
-			opno = get_opfamily_member(index->rd_opfamily[i],
-									   index->rd_opcintype[i],
-									   index->rd_opcintype[i],
-									   BTEqualStrategyNumber);
-			if (!OidIsValid(opno) || index->rd_rel->relam != BTREE_AM_OID)
-			{
-				index_close(index, AccessShareLock);
-				return;
-			}
-			t->key_procs[i] = get_opcode(opno);
-			t->key_attnums[i] = index->rd_index->indkey.values[i];
-			t->key_colls[i] = index->rd_indcollation[i];
-			if (t->key_attnums[i] == 0)
-			{
-				index_close(index, AccessShareLock);
-				return;			/* an expression */
-			}
-		}
-		index_close(index, AccessShareLock);
-	}
 	if (t->arbiter)
 	{
 		t->arbiter_oid = IndexOid(t, rel, t->arbiter);
@@ -305,6 +316,40 @@ Describe(DdDirectTable *t, Relation rel)
 	}
 
 	t->usable = true;
+}
+
+/*
+ * OpenTable
+ *		Open t's table in schema nspid with lockmode, its cache up to date.
+ */
+static Relation
+OpenTable(DdDirectTable *t, Oid nspid, LOCKMODE lockmode)
+{
+	Relation	rel;
+
+	Remember(t);
+	if (!t->valid || t->nspid != nspid)
+	{
+		t->valid = false;
+		t->nspid = nspid;
+		t->relid = get_relname_relid(t->relname, nspid);
+		if (!OidIsValid(t->relid))
+			elog(ERROR, "dd_clipper: table %s is missing", t->relname);
+	}
+
+	/* Taking the lock processes invalidations: t may be reset meanwhile. */
+	rel = try_table_open(t->relid, lockmode);
+	if (rel == NULL)
+	{
+		t->valid = false;
+		t->relid = get_relname_relid(t->relname, nspid);
+		if (!OidIsValid(t->relid))
+			elog(ERROR, "dd_clipper: table %s is missing", t->relname);
+		rel = table_open(t->relid, lockmode);
+	}
+	if (!t->valid || t->relid != RelationGetRelid(rel))
+		Describe(t, rel);
+	return rel;
 }
 
 /*
@@ -319,26 +364,7 @@ DdDirectBegin(DdDirectTable *t, Oid nspid, DdDirect *d)
 	Relation	rel;
 	RangeTblEntry *rte;
 
-	Remember(t);
-	if (!t->valid || t->nspid != nspid)
-	{
-		t->valid = false;
-		t->nspid = nspid;
-		t->relid = get_relname_relid(t->relname, nspid);
-		if (!OidIsValid(t->relid))
-			elog(ERROR, "dd_clipper: table %s is missing", t->relname);
-	}
-
-	/* Taking the lock processes invalidations: t may be reset meanwhile. */
-	rel = try_table_open(t->relid, RowExclusiveLock);
-	if (rel == NULL)
-	{
-		t->valid = false;
-		t->relid = get_relname_relid(t->relname, nspid);
-		rel = table_open(t->relid, RowExclusiveLock);
-	}
-	if (!t->valid || t->relid != RelationGetRelid(rel))
-		Describe(t, rel);
+	rel = OpenTable(t, nspid, RowExclusiveLock);
 	if (!t->usable)
 	{
 		table_close(rel, NoLock);
@@ -371,6 +397,28 @@ DdDirectBegin(DdDirectTable *t, Oid nspid, DdDirect *d)
 }
 
 /*
+ * DdDirectBeginRead
+ *		Open t's table in schema nspid for DdDirectFetch only (no writes),
+ *		with the lock a SELECT takes.  Every table with a keyindex can be
+ *		read so, whatever DdDirectBegin would answer.
+ */
+void
+DdDirectBeginRead(DdDirectTable *t, Oid nspid, DdDirect *d)
+{
+	Relation	rel;
+
+	rel = OpenTable(t, nspid, AccessShareLock);
+	if (!t->readable || !OidIsValid(t->keyindex_oid))
+		elog(ERROR, "dd_clipper: index %s of table %s is missing",
+			 t->keyindex ? t->keyindex : "(none)", t->relname);
+	memset(d, 0, sizeof(*d));
+	d->table = t;
+	d->rel = rel;
+	d->keyrel = index_open(t->keyindex_oid, AccessShareLock);
+	d->found = table_slot_create(rel, NULL);
+}
+
+/*
  * DdDirectEnd
  *		Close what DdDirectBegin opened; the table's lock is kept to the
  *		end of the transaction, as the executor keeps it.
@@ -380,6 +428,13 @@ DdDirectEnd(DdDirect *d)
 {
 	if (d->keyrel)
 		index_close(d->keyrel, NoLock);
+	if (d->estate == NULL)
+	{
+		/* DdDirectBeginRead */
+		ExecDropSingleTupleTableSlot(d->found);
+		table_close(d->rel, NoLock);
+		return;
+	}
 	if (d->indexes_open)
 		ExecCloseIndices(d->rri);
 	ExecResetTupleTable(d->estate->es_tupleTable, false);

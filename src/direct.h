@@ -39,6 +39,7 @@ typedef struct DdDirectTable
 
 	/* the cache: valid until a relcache invalidation of the table */
 	bool		valid;
+	bool		readable;		/* keyindex found: DdDirectBeginRead works */
 	bool		usable;			/* false: the caller must use its SPI plan */
 	Oid			nspid;
 	Oid			relid;
@@ -74,6 +75,7 @@ typedef struct DdDirect
 } DdDirect;
 
 extern bool DdDirectBegin(DdDirectTable *t, Oid nspid, DdDirect *d);
+extern void DdDirectBeginRead(DdDirectTable *t, Oid nspid, DdDirect *d);
 extern void DdDirectEnd(DdDirect *d);
 extern bool DdDirectFetch(DdDirect *d, Datum *keys, Snapshot snapshot);
 extern bool DdDirectFoundMatches(DdDirect *d, Datum *keys);
