@@ -90,6 +90,13 @@ FROM (VALUES ('same'), ('same')) v(r), dd_charge_credit('d1', 5, v.r) c;
 SELECT dd_credit_balance('d1'), count(*) AS audit_mismatches
 FROM dd_credit_audit();
 
+-- A read-only transaction refuses the write, as it refuses an UPDATE.
+BEGIN READ ONLY;
+SELECT regress_try($$SELECT dd_charge_credit('d1', 1, 'ro')$$);
+SELECT regress_try($$SELECT dd_track_event('d1', 'e', '{}', 'ro')$$);
+COMMIT;
+SELECT count(*) AS written_read_only FROM api_usage_log WHERE request_id = 'ro';
+
 -- Events: the same, for dd_track_event.
 CREATE TRIGGER regress_note AFTER INSERT ON usage_events
     FOR EACH ROW EXECUTE FUNCTION regress_note('event_id');

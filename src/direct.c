@@ -24,8 +24,9 @@
  * respects: no triggers, no FORCE ROW LEVEL SECURITY, not partitioned nor
  * a partition, no generated column, no deferrable unique index, and every
  * column either given by the caller, NULL without a default, an identity,
- * a constant default or now().  Otherwise DdDirectBegin answers false and
- * the caller runs its SPI plan, which does everything.  CHECK constraints
+ * a constant default or now() -- and only in a transaction that may write
+ * (the executor's read-only check).  Otherwise DdDirectBegin answers false
+ * and the caller runs its SPI plan, which does everything.  CHECK constraints
  * are evaluated by the executor's own ExecConstraints when the table has
  * one the caller does not guarantee itself (DdDirectTable.checks), and NOT
  * NULL always.  The answer is cached per backend and dropped on every
@@ -363,6 +364,13 @@ DdDirectBegin(DdDirectTable *t, Oid nspid, DdDirect *d)
 {
 	Relation	rel;
 	RangeTblEntry *rte;
+
+	/*
+	 * A read-only transaction (or a standby) refuses writes in the
+	 * executor, with the error the SPI plan raises; the table AM would not.
+	 */
+	if (XactReadOnly || IsInParallelMode())
+		return false;
 
 	rel = OpenTable(t, nspid, RowExclusiveLock);
 	if (!t->usable)
