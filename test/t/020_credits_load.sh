@@ -90,7 +90,10 @@ is "$(q "$db" "SELECT count(*) > 10000 FROM credit_grants")" "t" \
 
 # How often the rare path ran: a debit given back because its request id was
 # taken by a concurrent duplicate that committed first (two updates of the
-# balance row each, beyond one per charge, grant and refund).
+# balance row each, beyond one per charge, grant and refund).  A concurrent
+# duplicate charge is caught before its debit (it changed the balance row:
+# lock, look again, replay), so only a free request logged under the same id
+# in flight (log.sql) leads here, and rarely.
 sleep 1
 diag "debits given back to a concurrent duplicate: $(q "$db" "
     SELECT (n_tup_upd
