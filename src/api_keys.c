@@ -168,42 +168,24 @@ DdKeySha256(const char *key, size_t len)
 }
 
 /*
- * Where the columns of api_keys are, for the direct index lookup: found by
- * name once per backend, again if the table is another one (the extension
- * was dropped and created again).
+ * api_keys, read through its unique index on key_hash (direct.c), and the
+ * columns a verification reads, found by name once per backend (again
+ * after the table changes).
  */
-typedef struct DdKeyColumns
-{
-	Oid			relid;
-	AttrNumber	id;
-	AttrNumber	user_id;
-	AttrNumber	key_hash;
-	AttrNumber	last_used_at;
-	AttrNumber	expires_at;
-	AttrNumber	revoked_at;
-} DdKeyColumns;
+#define KEY_ID				0
+#define KEY_USER_ID			1
+#define KEY_LAST_USED_AT	2
+#define KEY_EXPIRES_AT		3
+#define KEY_REVOKED_AT		4
 
-static DdKeyColumns key_columns;
-
-/* api_keys, read through its unique index on key_hash (direct.c). */
 static DdDirectTable keys_table = {
 	.relname = "api_keys",
-	.keyindex = "api_keys_key_hash_key"
+	.keyindex = "api_keys_key_hash_key",
+	.ncols = 5,
+	.cols = {"id", "user_id", "last_used_at", "expires_at", "revoked_at"},
+	.types = {INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	TIMESTAMPTZOID}
 };
-
-/*
- * DdKeyColumn
- *		The attribute number of api_keys column name (the table is relid).
- */
-static AttrNumber
-DdKeyColumn(Oid relid, const char *name)
-{
-	AttrNumber	attnum = get_attnum(relid, name);
-
-	if (attnum == InvalidAttrNumber)
-		elog(ERROR, "column api_keys.%s does not exist", name);
-	return attnum;
-}
 
 /*
  * DdLookupKey
@@ -226,24 +208,11 @@ DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
 			DdKeyCheck *check)
 {
 	DdDirect	d;
-	Oid			relid;
 	Datum		key = PointerGetDatum(hash);
 	Snapshot	snapshot;
 	bool		due = false;
 
 	DdDirectBeginRead(&keys_table, nspid, &d);
-	relid = RelationGetRelid(d.rel);
-	if (key_columns.relid != relid)
-	{
-		key_columns.relid = InvalidOid;
-		key_columns.id = DdKeyColumn(relid, "id");
-		key_columns.user_id = DdKeyColumn(relid, "user_id");
-		key_columns.key_hash = DdKeyColumn(relid, "key_hash");
-		key_columns.last_used_at = DdKeyColumn(relid, "last_used_at");
-		key_columns.expires_at = DdKeyColumn(relid, "expires_at");
-		key_columns.revoked_at = DdKeyColumn(relid, "revoked_at");
-		key_columns.relid = relid;
-	}
 
 	CommandCounterIncrement();
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
@@ -257,23 +226,24 @@ DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
 		Datum		v;
 
 		check->found = true;
-		check->key_id = DatumGetInt64(slot_getattr(slot, key_columns.id,
-												   &isnull));
-		v = slot_getattr(slot, key_columns.user_id, &isnull);
+		check->key_id =
+			DatumGetInt64(slot_getattr(slot, DdDirectAttnum(&d, KEY_ID),
+									   &isnull));
+		v = slot_getattr(slot, DdDirectAttnum(&d, KEY_USER_ID), &isnull);
 		check->user_id = DatumGetTextPCopy(v);
 
 		check->code = DD_KEY_VALID;
-		(void) slot_getattr(slot, key_columns.revoked_at, &isnull);
+		(void) slot_getattr(slot, DdDirectAttnum(&d, KEY_REVOKED_AT), &isnull);
 		if (!isnull)
 			check->code = DD_KEY_REVOKED;
 		else
 		{
-			v = slot_getattr(slot, key_columns.expires_at, &isnull);
+			v = slot_getattr(slot, DdDirectAttnum(&d, KEY_EXPIRES_AT), &isnull);
 			if (!isnull && DatumGetTimestampTz(v) <= now)
 				check->code = DD_KEY_EXPIRED;
 		}
 
-		v = slot_getattr(slot, key_columns.last_used_at, &isnull);
+		v = slot_getattr(slot, DdDirectAttnum(&d, KEY_LAST_USED_AT), &isnull);
 		due = isnull || DatumGetTimestampTz(v) < cutoff;
 	}
 

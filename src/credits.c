@@ -385,10 +385,79 @@ typedef struct UsageRow
 } UsageRow;
 
 /*
+ * The two tables a charge writes, for the direct path (direct.c); the
+ * usage table is also read through its request id index (FetchUsage).
+ * The charge's own checks guarantee their CHECK constraints (amount > 0,
+ * and the debit only when balance >= amount).
+ */
+static DdDirectTable credits_table = {
+	.relname = "api_credits",
+	.keyindex = "api_credits_pkey",
+	.update_only = true,
+	.ncols = 2,
+	.cols = {"balance", "updated_at"},
+	.types = {INT8OID, TIMESTAMPTZOID},
+	.nchecks = 1,
+	.checks = {"api_credits_balance_check"}
+};
+
+#define USAGE_CREDITS		3
+#define USAGE_BALANCE_AFTER	6
+
+static DdDirectTable usage_table = {
+	.relname = "api_usage_log",
+	.keyindex = "api_usage_log_user_id_request_id_key",
+	.arbiter = "api_usage_log_user_id_request_id_key",
+	.ncols = 7,
+	.cols = {"user_id", "request_id", "endpoint", "credits", "api_key_id",
+	"metadata", "balance_after"},	/* USAGE_CREDITS is cols[3],
+										 * USAGE_BALANCE_AFTER cols[6] */
+	.types = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID, INT8OID},
+	.nchecks = 1,
+	.checks = {"api_usage_log_credits_check"}
+};
+
+/*
+ * FetchUsage
+ *		Find the usage row of (user_id, request_id) in the usage table open
+ *		in usage, through the unique index of that key, as snapshot sees
+ *		it; NULL: a snapshot taken now (which sees every duplicate that has
+ *		committed, including one this call just waited for).
+ */
+static bool
+FetchUsage(DdDirect *usage, text *user_id, text *request_id,
+		   Snapshot snapshot, UsageRow *row)
+{
+	Datum		keys[2];
+	Snapshot	snap;
+	bool		found;
+	bool		isnull;
+	Datum		d;
+
+	keys[0] = PointerGetDatum(user_id);
+	keys[1] = PointerGetDatum(request_id);
+	snap = RegisterSnapshot(snapshot ? snapshot : GetLatestSnapshot());
+	found = DdDirectFetch(usage, keys, snap);
+	UnregisterSnapshot(snap);
+	if (!found)
+		return false;
+
+	memset(row, 0, sizeof(*row));
+	row->id = DatumGetInt64(slot_getattr(usage->found,
+										 usage->table->identity, &isnull));
+	row->credits = DatumGetInt64(slot_getattr(usage->found,
+											  DdDirectAttnum(usage, USAGE_CREDITS),
+											  &isnull));
+	d = slot_getattr(usage->found, DdDirectAttnum(usage, USAGE_BALANCE_AFTER), &isnull);
+	row->has_balance_after = !isnull;
+	row->balance_after = isnull ? 0 : DatumGetInt64(d);
+	return true;
+}
+
+/*
  * LookupUsage
- *		Find the usage row of (user_id, request_id) through the unique index
- *		of that key, with a snapshot taken now (so it sees every duplicate
- *		that has committed, including one this call just waited for).
+ *		FetchUsage with a snapshot taken now, for a caller that has not
+ *		opened the usage table.
  *
  *		A direct index scan, not a query: a generic plan for "user_id = $1
  *		AND request_id = $2" costs the unique index and the other indexes
@@ -399,69 +468,12 @@ typedef struct UsageRow
 static bool
 LookupUsage(Oid nspid, text *user_id, text *request_id, UsageRow *row)
 {
-	Oid			relid;
-	Oid			indexid;
-	Relation	rel;
-	Relation	index;
-	ScanKeyData key[2];
-	Snapshot	snapshot;
-	IndexScanDesc scan;
-	TupleTableSlot *slot;
+	DdDirect	usage;
 	bool		found;
 
-	relid = get_relname_relid("api_usage_log", nspid);
-	indexid = get_relname_relid("api_usage_log_user_id_request_id_key", nspid);
-	if (!OidIsValid(relid) || !OidIsValid(indexid))
-		elog(ERROR, "dd_clipper: api_usage_log or its request id index is missing");
-
-	rel = table_open(relid, AccessShareLock);
-	index = index_open(indexid, AccessShareLock);
-
-	ScanKeyInit(&key[0], 1, BTEqualStrategyNumber, F_TEXTEQ,
-				PointerGetDatum(user_id));
-	key[0].sk_collation = index->rd_indcollation[0];
-	ScanKeyInit(&key[1], 2, BTEqualStrategyNumber, F_TEXTEQ,
-				PointerGetDatum(request_id));
-	key[1].sk_collation = index->rd_indcollation[1];
-
-	snapshot = RegisterSnapshot(GetLatestSnapshot());
-	slot = table_slot_create(rel, NULL);
-	scan = index_beginscan(rel, index, snapshot, 2, 0);
-	index_rescan(scan, key, 2, NULL, 0);
-
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	if (found)
-	{
-		TupleDesc	desc = RelationGetDescr(rel);
-		bool		isnull;
-		int			i;
-
-		memset(row, 0, sizeof(*row));
-		for (i = 0; i < desc->natts; i++)
-		{
-			Form_pg_attribute att = TupleDescAttr(desc, i);
-			Datum		d;
-
-			if (att->attisdropped)
-				continue;
-			if (strcmp(NameStr(att->attname), "id") == 0)
-				row->id = DatumGetInt64(slot_getattr(slot, i + 1, &isnull));
-			else if (strcmp(NameStr(att->attname), "credits") == 0)
-				row->credits = DatumGetInt64(slot_getattr(slot, i + 1, &isnull));
-			else if (strcmp(NameStr(att->attname), "balance_after") == 0)
-			{
-				d = slot_getattr(slot, i + 1, &isnull);
-				row->has_balance_after = !isnull;
-				row->balance_after = isnull ? 0 : DatumGetInt64(d);
-			}
-		}
-	}
-
-	index_endscan(scan);
-	ExecDropSingleTupleTableSlot(slot);
-	UnregisterSnapshot(snapshot);
-	index_close(index, NoLock);
-	table_close(rel, NoLock);
+	DdDirectBeginRead(&usage_table, nspid, &usage);
+	found = FetchUsage(&usage, user_id, request_id, NULL, row);
+	DdDirectEnd(&usage);
 	return found;
 }
 
@@ -504,69 +516,6 @@ Replay(Oid nspid, text *user_id, UsageRow *row, DdChargeResult *result)
 	}
 	else
 		result->has_balance = CurrentBalance(nspid, user_id, &result->balance);
-}
-
-/*
- * The two tables a charge writes, for the direct path (direct.c).  The
- * charge's own checks guarantee their CHECK constraints (amount > 0, and
- * the debit only when balance >= amount).
- */
-static DdDirectTable credits_table = {
-	.relname = "api_credits",
-	.keyindex = "api_credits_pkey",
-	.update_only = true,
-	.ncols = 2,
-	.cols = {"balance", "updated_at"},
-	.types = {INT8OID, TIMESTAMPTZOID},
-	.nchecks = 1,
-	.checks = {"api_credits_balance_check"}
-};
-
-static DdDirectTable usage_table = {
-	.relname = "api_usage_log",
-	.keyindex = "api_usage_log_user_id_request_id_key",
-	.arbiter = "api_usage_log_user_id_request_id_key",
-	.ncols = 7,
-	.cols = {"user_id", "request_id", "endpoint", "credits", "api_key_id",
-	"metadata", "balance_after"},
-	.types = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID, INT8OID},
-	.nchecks = 1,
-	.checks = {"api_usage_log_credits_check"}
-};
-
-/*
- * FetchUsage
- *		LookupUsage on the usage table opened for a direct charge: its
- *		request id index is open already.  snapshot NULL: a new one.
- */
-static bool
-FetchUsage(DdDirect *usage, text *user_id, text *request_id,
-		   Snapshot snapshot, UsageRow *row)
-{
-	Datum		keys[2];
-	Snapshot	snap;
-	bool		found;
-	bool		isnull;
-	Datum		d;
-
-	keys[0] = PointerGetDatum(user_id);
-	keys[1] = PointerGetDatum(request_id);
-	snap = RegisterSnapshot(snapshot ? snapshot : GetLatestSnapshot());
-	found = DdDirectFetch(usage, keys, snap);
-	UnregisterSnapshot(snap);
-	if (!found)
-		return false;
-
-	memset(row, 0, sizeof(*row));
-	row->id = DatumGetInt64(slot_getattr(usage->found,
-										 usage->table->identity, &isnull));
-	row->credits = DatumGetInt64(slot_getattr(usage->found,
-											  DdDirectAttnum(usage, 3),
-											  &isnull));
-	d = slot_getattr(usage->found, DdDirectAttnum(usage, 6), &isnull);
-	row->has_balance_after = !isnull;
-	row->balance_after = isnull ? 0 : DatumGetInt64(d);
-	return true;
 }
 
 /*
@@ -654,9 +603,11 @@ ChargeDirect(Oid nspid, text *user_id, int64 amount, text *request_id,
 	bool		cnulls[2] = {false, false};
 	Datum		uvalues[7];
 	bool		unulls[7];
-	TM_FailureData tmfd;
 	TM_Result	tm;
 	int64		new_id = 0;
+
+	/* See this transaction's earlier changes, as a new statement would. */
+	CommandCounterIncrement();
 
 	if (!DdDirectBegin(&credits_table, nspid, &credits))
 		return false;
@@ -666,10 +617,6 @@ ChargeDirect(Oid nspid, text *user_id, int64 amount, text *request_id,
 		return false;
 	}
 
-	/* See this transaction's earlier changes, as a new statement would. */
-	CommandCounterIncrement();
-	credits.estate->es_output_cid = GetCurrentCommandId(true);
-	usage.estate->es_output_cid = credits.estate->es_output_cid;
 	snapshot = RegisterSnapshot(GetTransactionSnapshot());
 
 	if (request_id != NULL &&
@@ -699,31 +646,16 @@ ChargeDirect(Oid nspid, text *user_id, int64 amount, text *request_id,
 
 		cvalues[0] = Int64GetDatum(balance - amount);
 		cvalues[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		tm = DdDirectUpdate(&credits, cvalues, cnulls, snapshot, &tmfd);
+		tm = DdDirectUpdate(&credits, cvalues, cnulls, snapshot);
 		if (tm == TM_Ok)
 			break;
-		if (tm != TM_Updated && tm != TM_Deleted)
-			elog(ERROR, "dd_clipper: unexpected result %d updating a balance",
-				 (int) tm);
-		if (IsolationUsesXactSnapshot())
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not serialize access due to concurrent update")));
-		if (tm == TM_Deleted)
-			goto done;			/* the balance row is gone: ok = false */
 
-		/* Changed by a transaction that has committed: lock the latest. */
-		tm = table_tuple_lock(credits.rel, &credits.found->tts_tid, snapshot,
-							  credits.found, credits.estate->es_output_cid,
-							  LockTupleNoKeyExclusive, LockWaitBlock,
-							  TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &tmfd);
-		if (tm == TM_Deleted)
+		/*
+		 * Changed by a transaction that has committed: check the latest
+		 * version again.  Gone, or another user's row now: ok = false.
+		 */
+		if (tm == TM_Deleted || !DdDirectLockLatest(&credits, &key, snapshot))
 			goto done;
-		if (tm != TM_Ok)
-			elog(ERROR, "dd_clipper: unexpected result %d locking a balance",
-				 (int) tm);
-		if (!DdDirectFoundMatches(&credits, &key))
-			goto done;			/* now another user's row: none of ours */
 
 		/* That transaction may have been this request's duplicate. */
 		if (request_id != NULL &&
@@ -993,15 +925,9 @@ dd_grant_credit(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	DdExecutePlan(&grant_plan, nspid, values, nulls, false, 0, SPI_OK_SELECT);
 	balance = GetInt64(1, &isnull);
-	if (isnull)
-	{
-		/* The key was used before: the balance now, from a new snapshot. */
-		if (DdExecutePlan(&balance_plan, nspid, values, nulls, false, 1,
-						  SPI_OK_SELECT) == 1)
-			balance = GetInt64(1, &isnull);
-		else
-			balance = 0;
-	}
+	/* The key was used before: the balance now, from a new snapshot. */
+	if (isnull && !CurrentBalance(nspid, user_id, &balance))
+		balance = 0;
 	SPI_finish();
 
 	PG_RETURN_INT64(balance);

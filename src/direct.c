@@ -174,6 +174,42 @@ DescribeKey(DdDirectTable *t, Relation rel)
 }
 
 /*
+ * DescribeColumns
+ *		Find the columns t names (cols[]), with the types it gives them in,
+ *		and the table's identity column; false when one is missing or of
+ *		another type.
+ */
+static bool
+DescribeColumns(DdDirectTable *t, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	for (i = 0; i < t->ncols; i++)
+	{
+		AttrNumber	attnum = get_attnum(t->relid, t->cols[i]);
+
+		if (attnum <= 0 ||
+			TupleDescAttr(desc, attnum - 1)->atttypid != t->types[i])
+			return false;
+		t->attnums[i] = attnum;
+	}
+
+	t->identity = 0;
+	for (i = 0; i < desc->natts && t->identity == 0; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && att->attidentity)
+		{
+			t->identity = i + 1;
+			t->seqid = getIdentitySequence(t->relid, i + 1, false);
+		}
+	}
+	return true;
+}
+
+/*
  * Describe
  *		Fill t's cache from the open table rel: whether it may be written
  *		directly, and how.
@@ -189,7 +225,7 @@ Describe(DdDirectTable *t, Relation rel)
 	t->valid = true;
 	t->usable = false;
 	t->relid = RelationGetRelid(rel);
-	t->readable = DescribeKey(t, rel);
+	t->readable = DescribeKey(t, rel) && DescribeColumns(t, rel);
 	if (!t->readable)
 		return;
 
@@ -215,17 +251,6 @@ Describe(DdDirectTable *t, Relation rel)
 			return;
 	}
 
-	/* The columns the caller gives, with the types it gives them in. */
-	for (i = 0; i < t->ncols; i++)
-	{
-		AttrNumber	attnum = get_attnum(t->relid, t->cols[i]);
-
-		if (attnum <= 0 ||
-			TupleDescAttr(desc, attnum - 1)->atttypid != t->types[i])
-			return;
-		t->attnums[i] = attnum;
-	}
-
 	old = MemoryContextSwitchTo(CacheMemoryContext);
 	if (t->fill)
 	{
@@ -248,7 +273,6 @@ Describe(DdDirectTable *t, Relation rel)
 	}
 
 	/* The other columns: how an insert fills them, or not usable. */
-	t->identity = 0;
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -258,9 +282,9 @@ Describe(DdDirectTable *t, Relation rel)
 			continue;
 		if (att->attidentity)
 		{
+			if (i + 1 != t->identity)
+				return;			/* a second identity column */
 			t->fill[i] = FILL_IDENTITY;
-			t->identity = i + 1;
-			t->seqid = getIdentitySequence(t->relid, i + 1, false);
 			continue;
 		}
 		if (!att->atthasdef)
@@ -417,8 +441,8 @@ DdDirectBeginRead(DdDirectTable *t, Oid nspid, DdDirect *d)
 
 	rel = OpenTable(t, nspid, AccessShareLock);
 	if (!t->readable || !OidIsValid(t->keyindex_oid))
-		elog(ERROR, "dd_clipper: index %s of table %s is missing",
-			 t->keyindex ? t->keyindex : "(none)", t->relname);
+		elog(ERROR, "dd_clipper: table %s lacks the index %s or a column it reads",
+			 t->relname, t->keyindex ? t->keyindex : "(none)");
 	memset(d, 0, sizeof(*d));
 	d->table = t;
 	d->rel = rel;
@@ -492,13 +516,13 @@ DdDirectFetch(DdDirect *d, Datum *keys, Snapshot snapshot)
 }
 
 /*
- * DdDirectFoundMatches
+ * FoundMatches
  *		Whether the row in d->found still has the key keys -- after
  *		table_tuple_lock moved it to the row's latest version, which a
  *		concurrent update may have given another key.
  */
-bool
-DdDirectFoundMatches(DdDirect *d, Datum *keys)
+static bool
+FoundMatches(DdDirect *d, Datum *keys)
 {
 	DdDirectTable *t = d->table;
 	int			i;
@@ -669,19 +693,20 @@ DdDirectInsert(DdDirect *d, Datum *values, bool *nulls, int64 *id)
  * DdDirectUpdate
  *		Update the row in d->found (fetched with snapshot): the given
  *		columns from values/nulls, the others unchanged.  Returns what
- *		table_tuple_update returns, with tmfd filled: TM_Ok (updated, and
- *		the new version's tid in d->slot), or TM_Updated / TM_Deleted
- *		when a concurrent transaction changed the row after snapshot (it
- *		was waited for: it has committed); the caller decides what READ
- *		COMMITTED makes of that, as the executor does.
+ *		table_tuple_update returns: TM_Ok (updated, and the new version's
+ *		tid in d->slot), or TM_Updated / TM_Deleted when a concurrent
+ *		transaction changed the row after snapshot (it was waited for: it
+ *		has committed).  Under REPEATABLE READ or SERIALIZABLE that is a
+ *		serialization failure, as for an UPDATE; under READ COMMITTED the
+ *		caller re-checks the latest version (DdDirectLockLatest), as the
+ *		executor does.
  */
 TM_Result
-DdDirectUpdate(DdDirect *d, Datum *values, bool *nulls, Snapshot snapshot,
-			   TM_FailureData *tmfd)
+DdDirectUpdate(DdDirect *d, Datum *values, bool *nulls, Snapshot snapshot)
 {
 	DdDirectTable *t = d->table;
 	TupleTableSlot *slot = d->slot;
-	LockTupleMode lockmode;
+	TM_FailureData tmfd;
 	bool		update_indexes;
 	TM_Result	result;
 	int			i;
@@ -702,8 +727,16 @@ DdDirectUpdate(DdDirect *d, Datum *values, bool *nulls, Snapshot snapshot,
 
 	result = table_tuple_update(d->rel, &d->found->tts_tid, slot,
 								d->estate->es_output_cid, snapshot,
-								InvalidSnapshot, true, tmfd, &lockmode,
+								InvalidSnapshot, true, &tmfd, &d->lockmode,
 								&update_indexes);
+	if (result != TM_Ok && result != TM_Updated && result != TM_Deleted)
+		elog(ERROR, "dd_clipper: unexpected result %d updating a row of %s",
+			 (int) result, t->relname);
+	if (result != TM_Ok && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent %s",
+						result == TM_Updated ? "update" : "delete")));
 	if (result == TM_Ok && update_indexes && !d->indexes_open)
 	{
 		ExecOpenIndices(d->rri, false);
@@ -713,4 +746,30 @@ DdDirectUpdate(DdDirect *d, Datum *values, bool *nulls, Snapshot snapshot,
 		ExecInsertIndexTuples(d->rri, slot, d->estate, true, false, NULL,
 							  NIL);
 	return result;
+}
+
+/*
+ * DdDirectLockLatest
+ *		READ COMMITTED's re-check after DdDirectUpdate found the row in
+ *		d->found changed by a committed transaction: lock the row's latest
+ *		version into d->found, as the executor does before it evaluates the
+ *		statement's conditions again.  False when the row is gone, or is
+ *		now the row of another key than keys.
+ */
+bool
+DdDirectLockLatest(DdDirect *d, Datum *keys, Snapshot snapshot)
+{
+	TM_FailureData tmfd;
+	TM_Result	result;
+
+	result = table_tuple_lock(d->rel, &d->found->tts_tid, snapshot, d->found,
+							  d->estate->es_output_cid, d->lockmode,
+							  LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							  &tmfd);
+	if (result == TM_Deleted)
+		return false;
+	if (result != TM_Ok)
+		elog(ERROR, "dd_clipper: unexpected result %d locking a row of %s",
+			 (int) result, d->table->relname);
+	return FoundMatches(d, keys);
 }

@@ -39,7 +39,8 @@ typedef struct DdDirectTable
 
 	/* the cache: valid until a relcache invalidation of the table */
 	bool		valid;
-	bool		readable;		/* keyindex found: DdDirectBeginRead works */
+	bool		readable;		/* keyindex and cols[] found: DdDirectBeginRead
+								 * works */
 	bool		usable;			/* false: the caller must use its SPI plan */
 	Oid			nspid;
 	Oid			relid;
@@ -57,7 +58,7 @@ typedef struct DdDirectTable
 	Datum	   *consts;			/* per attribute: a constant default */
 	bool	   *constnulls;
 	Oid			seqid;			/* identity column's sequence */
-	AttrNumber	identity;		/* 0: none */
+	AttrNumber	identity;		/* the identity column, 0: none */
 } DdDirectTable;
 
 /* One table opened for direct writes by one call. */
@@ -70,6 +71,7 @@ typedef struct DdDirect
 	TupleTableSlot *slot;		/* the row being written */
 	TupleTableSlot *found;		/* the row DdDirectFetch found */
 	Relation	keyrel;			/* the keyindex, or NULL */
+	LockTupleMode lockmode;		/* the row lock DdDirectUpdate needed */
 	bool		indexes_open;	/* ExecOpenIndices was called */
 	List	   *arbiters;
 } DdDirect;
@@ -78,11 +80,11 @@ extern bool DdDirectBegin(DdDirectTable *t, Oid nspid, DdDirect *d);
 extern void DdDirectBeginRead(DdDirectTable *t, Oid nspid, DdDirect *d);
 extern void DdDirectEnd(DdDirect *d);
 extern bool DdDirectFetch(DdDirect *d, Datum *keys, Snapshot snapshot);
-extern bool DdDirectFoundMatches(DdDirect *d, Datum *keys);
 extern bool DdDirectInsert(DdDirect *d, Datum *values, bool *nulls,
 						   int64 *id);
 extern TM_Result DdDirectUpdate(DdDirect *d, Datum *values, bool *nulls,
-								Snapshot snapshot, TM_FailureData *tmfd);
+								Snapshot snapshot);
+extern bool DdDirectLockLatest(DdDirect *d, Datum *keys, Snapshot snapshot);
 extern AttrNumber DdDirectAttnum(DdDirect *d, int col);
 
 #endif							/* DD_DIRECT_H */
