@@ -69,18 +69,22 @@ static DdPlan track_one_plan = {
  * order and cannot deadlock; the ordinality keeps the first of duplicates
  * within a batch.
  */
-static DdPlan track_many_plan = {
-	"INSERT INTO @extschema@.usage_events"
-	" (user_id, event, properties, event_id, occurred_at)"
-	" SELECT t.user_id, t.event, t.properties, t.event_id, t.occurred_at"
-	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-	"  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
-	"  WITH ORDINALITY AS t(user_id, event, properties, event_id, occurred_at, n)"
-	" ORDER BY t.user_id COLLATE pg_catalog.\"C\","
+#define TRACK_MANY_INSERT \
+	"INSERT INTO @extschema@.usage_events" \
+	" (user_id, event, properties, event_id, occurred_at)" \
+	" SELECT t.user_id, t.event, t.properties, t.event_id, t.occurred_at" \
+	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)," \
+	"  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))" \
+	"  WITH ORDINALITY AS t(user_id, event, properties, event_id, occurred_at, n)" \
+	" ORDER BY t.user_id COLLATE pg_catalog.\"C\"," \
 	"  t.event_id COLLATE pg_catalog.\"C\", t.n"
-	" ON CONFLICT (user_id, event_id) DO NOTHING",
-	5, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID,
+#define TRACK_MANY_ARGTYPES \
+	{TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID, \
 	TIMESTAMPTZARRAYOID}
+
+static DdPlan track_many_plan = {
+	TRACK_MANY_INSERT " ON CONFLICT (user_id, event_id) DO NOTHING",
+	5, TRACK_MANY_ARGTYPES
 };
 
 /*
@@ -88,16 +92,8 @@ static DdPlan track_many_plan = {
  * InsertBatch), and the only path when no element has an event_id.
  */
 static DdPlan track_many_fast_plan = {
-	"INSERT INTO @extschema@.usage_events"
-	" (user_id, event, properties, event_id, occurred_at)"
-	" SELECT t.user_id, t.event, t.properties, t.event_id, t.occurred_at"
-	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
-	"  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5))"
-	"  WITH ORDINALITY AS t(user_id, event, properties, event_id, occurred_at, n)"
-	" ORDER BY t.user_id COLLATE pg_catalog.\"C\","
-	"  t.event_id COLLATE pg_catalog.\"C\", t.n",
-	5, {TEXTARRAYOID, TEXTARRAYOID, JSONBARRAYOID, TEXTARRAYOID,
-	TIMESTAMPTZARRAYOID}
+	TRACK_MANY_INSERT,
+	5, TRACK_MANY_ARGTYPES
 };
 
 /* The keys an element of dd_track_events may have. */
