@@ -533,28 +533,24 @@ ReplayConnected(Oid nspid, text *user_id, UsageRow *row,
 }
 
 /*
- * ReplayOrGiveBack
- *		The rare endings of a direct charge, through SPI: replay the
- *		committed usage row of the request (after giving back the debit
- *		when did_debit), or fail when that row is gone again.
+ * GiveBack
+ *		A debit whose usage row lost its request id to a concurrent
+ *		duplicate that committed meanwhile: give the credit back (the
+ *		balance row is still locked by this transaction, so the two changes
+ *		cancel out) and return the duplicate's outcome; fail when its row
+ *		is gone again.  Must be connected to SPI.
  */
 static void
-ReplayOrGiveBack(Oid nspid, text *user_id, int64 amount, text *request_id,
-				 bool did_debit, DdChargeResult *result)
+GiveBack(Oid nspid, text *user_id, int64 amount, text *request_id,
+		 DdChargeResult *result)
 {
+	Datum		values[2];
 	UsageRow	prior;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (did_debit)
-	{
-		Datum		values[2];
-
-		values[0] = PointerGetDatum(user_id);
-		values[1] = Int64GetDatum(amount);
-		DdExecutePlan(&undo_plan, nspid, values, NULL, false, 0,
-					  SPI_OK_UPDATE_RETURNING);
-	}
+	values[0] = PointerGetDatum(user_id);
+	values[1] = Int64GetDatum(amount);
+	DdExecutePlan(&undo_plan, nspid, values, NULL, false, 0,
+				  SPI_OK_UPDATE_RETURNING);
 	if (!LookupUsage(nspid, user_id, request_id, &prior))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -562,7 +558,6 @@ ReplayOrGiveBack(Oid nspid, text *user_id, int64 amount, text *request_id,
 						text_to_cstring(request_id)),
 				 errhint("Retry the transaction.")));
 	Replay(nspid, user_id, &prior, result);
-	SPI_finish();
 }
 
 /*
@@ -695,7 +690,10 @@ ChargeDirect(Oid nspid, text *user_id, int64 amount, text *request_id,
 		/* The request was logged meanwhile without the balance row. */
 		Assert(request_id != NULL);
 		CommandCounterIncrement();
-		ReplayOrGiveBack(nspid, user_id, amount, request_id, true, result);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		GiveBack(nspid, user_id, amount, request_id, result);
+		SPI_finish();
 	}
 
 done:
@@ -820,16 +818,7 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 		 * return the duplicate's outcome.
 		 */
 		Assert(request_id != NULL);
-		values[1] = Int64GetDatum(amount);
-		DdExecutePlan(&undo_plan, nspid, values, nulls, false, 0,
-					  SPI_OK_UPDATE_RETURNING);
-		if (!LookupUsage(nspid, user_id, request_id, &prior))
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not charge request_id \"%s\": a concurrent request with the same id changed",
-							text_to_cstring(request_id)),
-					 errhint("Retry the transaction.")));
-		Replay(nspid, user_id, &prior, result);
+		GiveBack(nspid, user_id, amount, request_id, result);
 	}
 	else if (request_id != NULL && LookupUsage(nspid, user_id, request_id, &prior))
 	{
