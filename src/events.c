@@ -50,6 +50,18 @@
 #include "dd_clipper.h"
 #include "direct.h"
 
+/*
+ * DdDecodeDateTime: DecodeDateTime, which gained an extra-information
+ * argument in PostgreSQL 16 (for the error details it reports itself).
+ */
+#if PG_VERSION_NUM >= 160000
+#define DdDecodeDateTime(field, ftype, nf, dtype, tm, fsec, tz) \
+	DecodeDateTime((field), (ftype), (nf), (dtype), (tm), (fsec), (tz), \
+				   &(DateTimeErrorExtra) {0})
+#else
+#define DdDecodeDateTime DecodeDateTime
+#endif
+
 PG_FUNCTION_INFO_V1(dd_track_event);
 PG_FUNCTION_INFO_V1(dd_track_events);
 
@@ -227,7 +239,7 @@ ElementTimestamp(JsonbValue *v, int pos)
 			ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype,
 						  MAXDATEFIELDS, &nf);
 		if (dterr == 0)
-			dterr = DecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz);
+			dterr = DdDecodeDateTime(field, ftype, nf, &dtype, &tt, &fsec, &tz);
 		if (dterr != 0 || dtype != DTK_DATE)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_DATETIME_FORMAT),
