@@ -11,8 +11,8 @@
  * key is answered MALFORMED by the codec alone, before any table access.
  *
  * Locking and concurrency.  Verification reads the key's row through the
- * unique index on key_hash, directly rather than through SPI (it is the hot
- * path), with a new snapshot (READ COMMITTED) and no row lock, except when
+ * unique index on key_hash with one saved SELECT, as a new statement (READ
+ * COMMITTED: a new snapshot) and with no row lock, except when
  * last_used_at is due: then one conditional UPDATE
  *
  *	  UPDATE api_keys SET last_used_at = now()
@@ -38,10 +38,7 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/stratnum.h"
-#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
@@ -49,15 +46,10 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
-#include "utils/rel.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "dd_clipper.h"
-#include "direct.h"
 #include "credits.h"
 #include "key_codec.h"
 
@@ -168,24 +160,35 @@ DdKeySha256(const char *key, size_t len)
 }
 
 /*
- * api_keys, read through its unique index on key_hash (direct.c), and the
- * columns a verification reads, found by name once per backend (again
- * after the table changes).
+ * The one query of every verification: the key's row, found through the
+ * unique index on key_hash (the only index that matches, so one generic
+ * plan serves every call).  Columns: 1 id, 2 user_id, 3 revoked (bool),
+ * 4 expired as of $2 (bool), 5 last_used_at due as of $3 (bool).
  */
-#define KEY_ID				0
-#define KEY_USER_ID			1
-#define KEY_LAST_USED_AT	2
-#define KEY_EXPIRES_AT		3
-#define KEY_REVOKED_AT		4
-
-static DdDirectTable keys_table = {
-	.relname = "api_keys",
-	.keyindex = "api_keys_key_hash_key",
-	.ncols = 5,
-	.cols = {"id", "user_id", "last_used_at", "expires_at", "revoked_at"},
-	.types = {INT8OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	TIMESTAMPTZOID}
+static DdPlan lookup_plan = {
+	.query = "SELECT k.id, k.user_id, k.revoked_at IS NOT NULL,"
+	" COALESCE(k.expires_at OPERATOR(pg_catalog.<=) $2, false),"
+	" COALESCE(k.last_used_at OPERATOR(pg_catalog.<) $3, true)"
+	" FROM @extschema@.api_keys k"
+	" WHERE k.key_hash OPERATOR(pg_catalog.=) $1",
+	.nargs = 3,
+	.argtypes = {BYTEAOID, TIMESTAMPTZOID, TIMESTAMPTZOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
+
+/*
+ * CopyToCaller
+ *		A copy of t in the memory of the caller of SPI_connect, which
+ *		SPI_finish does not free.
+ */
+static text *
+CopyToCaller(text *t)
+{
+	text	   *copy = SPI_palloc(VARSIZE_ANY(t));
+
+	memcpy(copy, t, VARSIZE_ANY(t));
+	return copy;
+}
 
 /*
  * DdLookupKey
@@ -193,62 +196,44 @@ static DdDirectTable keys_table = {
  *		(or NOT_FOUND).  Returns whether its last_used_at is due (NULL or
  *		before cutoff).  user_id is copied into the caller's memory context.
  *
- *		This is the one query of every verification, so it is not run
- *		through SPI: it reads the unique index on key_hash directly
- *		(DdDirectFetch), as a SELECT would, with a new snapshot (READ COMMITTED: what committed
- *		before this moment, including a revoke; REPEATABLE READ: the
- *		transaction's snapshot), after a command counter increment so that
- *		a key created earlier in the same statement is seen.  The table is
- *		found in the extension's schema nspid and its columns by name, so
- *		neither search_path nor column order matters.  It runs as the
- *		function's owner (SECURITY DEFINER), who owns the table.
+ *		A SELECT through SPI, as a new statement: READ COMMITTED sees what
+ *		committed before this moment (a revoke included), REPEATABLE READ
+ *		the transaction's snapshot; a key created earlier in the same
+ *		transaction is seen.  Must be connected to SPI.
  */
 static bool
 DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
 			DdKeyCheck *check)
 {
-	DdDirect	d;
-	Datum		key = PointerGetDatum(hash);
-	Snapshot	snapshot;
+	Datum		values[3];
 	bool		due = false;
 
-	DdDirectBeginRead(&keys_table, nspid, &d);
-
-	CommandCounterIncrement();
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	values[0] = PointerGetDatum(hash);
+	values[1] = TimestampTzGetDatum(now);
+	values[2] = TimestampTzGetDatum(cutoff);
 
 	check->code = DD_KEY_NOT_FOUND;
 	check->found = false;
-	if (DdDirectFetch(&d, &key, snapshot))
+	if (DdExecutePlan(&lookup_plan, nspid, values, NULL, false, 1,
+					  SPI_OK_SELECT) == 1)
 	{
-		TupleTableSlot *slot = d.found;
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
 		bool		isnull;
 		Datum		v;
 
 		check->found = true;
-		check->key_id =
-			DatumGetInt64(slot_getattr(slot, DdDirectAttnum(&d, KEY_ID),
-									   &isnull));
-		v = slot_getattr(slot, DdDirectAttnum(&d, KEY_USER_ID), &isnull);
-		check->user_id = DatumGetTextPCopy(v);
+		check->key_id = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
+		v = SPI_getbinval(row, desc, 2, &isnull);
+		check->user_id = isnull ? NULL : CopyToCaller(DatumGetTextPP(v));
 
 		check->code = DD_KEY_VALID;
-		(void) slot_getattr(slot, DdDirectAttnum(&d, KEY_REVOKED_AT), &isnull);
-		if (!isnull)
+		if (DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)))
 			check->code = DD_KEY_REVOKED;
-		else
-		{
-			v = slot_getattr(slot, DdDirectAttnum(&d, KEY_EXPIRES_AT), &isnull);
-			if (!isnull && DatumGetTimestampTz(v) <= now)
-				check->code = DD_KEY_EXPIRED;
-		}
-
-		v = slot_getattr(slot, DdDirectAttnum(&d, KEY_LAST_USED_AT), &isnull);
-		due = isnull || DatumGetTimestampTz(v) < cutoff;
+		else if (DatumGetBool(SPI_getbinval(row, desc, 4, &isnull)))
+			check->code = DD_KEY_EXPIRED;
+		due = DatumGetBool(SPI_getbinval(row, desc, 5, &isnull));
 	}
-
-	DdDirectEnd(&d);
-	UnregisterSnapshot(snapshot);
 	return due;
 }
 
@@ -288,22 +273,18 @@ DdCheckKey(Oid nspid, bool isnull, Datum api_key, DdKeyCheck *check)
 	now = GetCurrentTransactionStartTimestamp();
 	cutoff = now - (TimestampTz) dd_key_touch_interval * USECS_PER_SEC;
 
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	due = DdLookupKey(nspid, hash, now, cutoff, check);
 	if (check->code == DD_KEY_VALID && due)
 	{
 		Datum		values[3];
-		int			written;
 
 		values[0] = Int64GetDatum(check->key_id);
 		values[1] = TimestampTzGetDatum(now);
 		values[2] = TimestampTzGetDatum(cutoff);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		written = DdExecutePlan(&touch_plan, nspid, values, NULL, false, 0,
-								SPI_OK_UPDATE);
-		SPI_finish();
-
-		if (written == 0)
+		if (DdExecutePlan(&touch_plan, nspid, values, NULL, false, 0,
+						  SPI_OK_UPDATE) == 0)
 		{
 			/*
 			 * The newest version of the row is not the one we read: someone
@@ -313,6 +294,7 @@ DdCheckKey(Oid nspid, bool isnull, Datum api_key, DdKeyCheck *check)
 			(void) DdLookupKey(nspid, hash, now, cutoff, check);
 		}
 	}
+	SPI_finish();
 
 	pfree(hash);
 }

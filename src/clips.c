@@ -299,13 +299,16 @@ dd_clips_stamp(PG_FUNCTION_ARGS)
 	return PointerGetDatum(tuple);
 }
 
-/* Tombstone of a hard delete; a re-used id (OVERRIDING SYSTEM VALUE) moves it on. */
+/*
+ * Tombstone of a hard delete; a re-used id (OVERRIDING SYSTEM VALUE) moves
+ * it on.  $4 is now(), passed in: the statement itself calls no function.
+ */
 static DdPlan tombstone_plan = {
-	"INSERT INTO @extschema@.clip_tombstones AS t (user_id, clip_id, version) "
-	"VALUES ($1, $2, $3) "
+	"INSERT INTO @extschema@.clip_tombstones AS t (user_id, clip_id, version, deleted_at) "
+	"VALUES ($1, $2, $3, $4) "
 	"ON CONFLICT (user_id, clip_id) DO UPDATE "
-	"SET version = EXCLUDED.version, deleted_at = pg_catalog.now()",
-	3, {TEXTOID, INT8OID, INT8OID}
+	"SET version = EXCLUDED.version, deleted_at = EXCLUDED.deleted_at",
+	4, {TEXTOID, INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
 /*
@@ -345,12 +348,13 @@ dd_clips_publish(PG_FUNCTION_ARGS)
 
 	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
 	{
-		Datum		values[3];
+		Datum		values[4];
 
 		version = NextClipVersion();
 		values[0] = user_id;
 		values[1] = Int64GetDatum(id);
 		values[2] = Int64GetDatum(version);
+		values[3] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");

@@ -16,10 +16,10 @@
  * and dd_credit_audit() lists the users for whom it does not hold.
  *
  * Locking rules.  The balance row of a user (api_credits) is the single
- * writer lock of that user's credit: every change of a balance is a
- * conditional UPDATE (or an upsert) of that row, which takes its row lock
- * and holds it to the end of the transaction, so two changes of one balance
- * never interleave.  The unique indexes on the ledger make repeats exact:
+ * writer lock of that user's credit: every change of a balance first takes
+ * that row's lock (a conditional SELECT ... FOR NO KEY UPDATE, a
+ * conditional UPDATE or an upsert) and holds it to the end of the
+ * transaction, so two changes of one balance never interleave.  The unique indexes on the ledger make repeats exact:
  * (user_id, request_id) on api_usage_log for charges and logged requests,
  * (user_id, request_id) on credit_refunds for refunds, (user_id,
  * idempotency_key) on credit_grants for grants.  An insertion into a unique
@@ -38,11 +38,15 @@
  * already holding that user's balance row); PostgreSQL detects it and
  * fails one of them with 40P01.
  *
- * Why no subtransaction: the charge must turn a concurrent duplicate into
- * a replay, not an error, and catching a unique violation would need a
- * subtransaction on every call.  INSERT ... ON CONFLICT DO NOTHING waits
- * for the duplicate and reports the conflict instead; the rare debit that
- * lost its request id is then given back in the same transaction.
+ * Why no subtransaction and no give-back: the charge must turn a
+ * concurrent duplicate into a replay, not an error, and catching a unique
+ * violation would need a subtransaction on every call.  A charge takes the
+ * balance row lock first and writes its usage row with INSERT ... ON
+ * CONFLICT DO NOTHING before it debits: a request id that is taken (by a
+ * duplicate that held the lock before it, or by a logged request, whose
+ * insertion it waits for) is found before anything is debited, and the
+ * call becomes a replay with nothing written.  The conflict check runs
+ * before the row is written, so a retry leaves no dead row version.
  *
  * Isolation levels.  The promises are made under READ COMMITTED, where each
  * statement sees what committed before it started.  Under REPEATABLE READ
@@ -50,38 +54,32 @@
  * makes the call fail with a serialization failure (40001), as PostgreSQL
  * does for any write; the caller retries the transaction.
  *
- * Every query is prepared once per backend and kept (DdPlan), and names
- * every table, function and operator with its schema, so the caller's
- * search_path changes nothing.  The SQL functions are SECURITY DEFINER:
+ * Every read and write goes through the executor (SPI), so whatever the
+ * same SQL would meet on these tables -- a user's constraint, domain, rule,
+ * trigger, privilege or row policy, an executor hook, a distributed engine
+ * -- applies to these calls too.  Each statement is single-table and keyed
+ * by user_id, with the time passed as a parameter.  Every query is
+ * prepared once per backend and kept (DdPlan), and names every table,
+ * function and operator with its schema, so the caller's search_path
+ * changes nothing.  The SQL functions are SECURITY DEFINER:
  * callers need EXECUTE on them, never write access to the tables.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/skey.h"
-#include "access/stratnum.h"
-#include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
-#include "utils/lsyscache.h"
-#include "utils/rel.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
 #include "dd_clipper.h"
 #include "credits.h"
-#include "direct.h"
 
 PG_FUNCTION_INFO_V1(dd_grant_credit);
 PG_FUNCTION_INFO_V1(dd_charge_credit);
@@ -91,102 +89,133 @@ PG_FUNCTION_INFO_V1(dd_credit_audit);
 PG_FUNCTION_INFO_V1(dd_log_usage);
 
 /*
- * The charge, in one statement: take the credit under the balance row's
- * lock if the balance covers it (debit), and log the request (logged).  The
- * usage row stores the balance after the charge (balance_after), so a
- * replay returns the original outcome exactly.  An earlier charge of the
- * same request is looked for before (LookupUsage); one that commits in
- * between makes the INSERT conflict.
- *
- * Columns: 1 balance after the debit (NULL: nothing debited), 2 id of the
- * new usage row (NULL: none inserted).
+ * Every statement below is a single-table statement keyed by user_id (so a
+ * distributed engine can route it by its first parameter), with the time
+ * passed as a parameter rather than computed in it.
  */
-static DdPlan charge_plan = {
-	.query =
-	"WITH debit AS ("
-	"  UPDATE @extschema@.api_credits c"
-	"  SET balance = c.balance OPERATOR(pg_catalog.-) $2,"
-	"      updated_at = pg_catalog.now()"
-	"  WHERE c.user_id OPERATOR(pg_catalog.=) $1"
-	"    AND c.balance OPERATOR(pg_catalog.>=) $2"
-	"  RETURNING c.balance),"
-	" logged AS ("
-	"  INSERT INTO @extschema@.api_usage_log AS l"
-	"    (user_id, request_id, endpoint, credits, api_key_id, metadata, balance_after)"
-	"  SELECT $1, $3, $4, $2, $5, $6, d.balance FROM debit d"
-	"  ON CONFLICT ON CONSTRAINT api_usage_log_user_id_request_id_key DO NOTHING"
-	"  RETURNING l.id)"
-	" SELECT (SELECT d.balance FROM debit d), (SELECT l.id FROM logged l)",
-	.nargs = 6,
-	.argtypes = {TEXTOID, INT8OID, TEXTOID, TEXTOID, INT8OID, JSONBOID},
-	.cursor_options = CURSOR_OPT_GENERIC_PLAN
-};
 
 /*
- * Give back a debit whose usage row lost the race for its request id to a
- * concurrent duplicate that committed meanwhile.  The balance row is still
- * locked by this transaction, so the two changes cancel out.
+ * Take the user's balance row lock if the balance covers amount ($2), and
+ * read the balance under it: every charge with a request id starts here,
+ * so two charges of one user, and a charge and its own retry, serialize
+ * on this lock.  The condition is checked as an UPDATE checks its WHERE
+ * clause: a row that does not qualify in the statement's snapshot is not
+ * waited for, and one that was waited for is checked again in its newest
+ * version.  No row: too little credit, or no balance row.  FOR NO KEY
+ * UPDATE is the lock the debit that follows takes anyway.
  */
-static DdPlan undo_plan = {
+static DdPlan lock_plan = {
 	.query =
-	"UPDATE @extschema@.api_credits c"
-	" SET balance = c.balance OPERATOR(pg_catalog.+) $2"
+	"SELECT c.balance FROM @extschema@.api_credits c"
 	" WHERE c.user_id OPERATOR(pg_catalog.=) $1"
-	" RETURNING c.balance",
+	" AND c.balance OPERATOR(pg_catalog.>=) $2"
+	" FOR NO KEY UPDATE OF c",
 	.nargs = 2,
 	.argtypes = {TEXTOID, INT8OID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
- * A grant: its ledger row (once per idempotency key), then the balance,
- * created if needed.  Column 1 is the new balance, NULL when the key was
- * used before (nothing granted).
+ * The debit: take amount ($2) if the balance covers it; $3 is now().
+ * Column 1 is the new balance; no row: not debited.
  */
-static DdPlan grant_plan = {
+static DdPlan debit_plan = {
 	.query =
-	"WITH g AS ("
-	"  INSERT INTO @extschema@.credit_grants AS g"
-	"    (user_id, amount, reason, idempotency_key)"
-	"  VALUES ($1, $2, $3, $4)"
-	"  ON CONFLICT ON CONSTRAINT credit_grants_user_id_idempotency_key_key DO NOTHING"
-	"  RETURNING g.amount),"
-	" c AS ("
-	"  INSERT INTO @extschema@.api_credits AS c (user_id, balance)"
-	"  SELECT $1, g.amount FROM g"
-	"  ON CONFLICT ON CONSTRAINT api_credits_pkey DO UPDATE"
-	"  SET balance = c.balance OPERATOR(pg_catalog.+) excluded.balance,"
-	"      updated_at = pg_catalog.now()"
-	"  RETURNING c.balance)"
-	" SELECT (SELECT c.balance FROM c)",
+	"UPDATE @extschema@.api_credits c"
+	" SET balance = c.balance OPERATOR(pg_catalog.-) $2, updated_at = $3"
+	" WHERE c.user_id OPERATOR(pg_catalog.=) $1"
+	" AND c.balance OPERATOR(pg_catalog.>=) $2"
+	" RETURNING c.balance",
+	.nargs = 3,
+	.argtypes = {TEXTOID, INT8OID, TIMESTAMPTZOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
+};
+
+/*
+ * A usage row, once per request id: a charge's (credits $4 > 0, with the
+ * balance after it, $7) or a free logged request's (credits 0, $7 NULL).
+ * Column 1 is the new row's id; no row: the request id is taken.  The
+ * conflict check runs before the row is written, so a retry of a stored
+ * request writes nothing, not even a dead row version.
+ */
+static DdPlan usage_plan = {
+	.query =
+	"INSERT INTO @extschema@.api_usage_log AS l"
+	"  (user_id, request_id, endpoint, credits, api_key_id, metadata, balance_after)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7)"
+	" ON CONFLICT ON CONSTRAINT api_usage_log_user_id_request_id_key DO NOTHING"
+	" RETURNING l.id",
+	.nargs = 7,
+	.argtypes = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID, INT8OID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
+};
+
+/*
+ * The usage row of one request.  Planned with the values each time: a
+ * generic plan for "user_id = $1 AND request_id = $2" expects one row per
+ * user and may pick an index led by user_id other than the unique one,
+ * which then reads every usage row of the busiest users.  Only the paths
+ * that are not the common charge run it (replays, too little credit,
+ * refunds, repeated logs).
+ * Columns: 1 id, 2 credits, 3 balance_after.
+ */
+static DdPlan lookup_plan = {
+	.query =
+	"SELECT l.id, l.credits, l.balance_after FROM @extschema@.api_usage_log l"
+	" WHERE l.user_id OPERATOR(pg_catalog.=) $1"
+	" AND l.request_id OPERATOR(pg_catalog.=) $2",
+	.nargs = 2,
+	.argtypes = {TEXTOID, TEXTOID},
+	.cursor_options = CURSOR_OPT_CUSTOM_PLAN
+};
+
+/*
+ * A grant's ledger row, once per idempotency key.  Column 1 is the amount;
+ * no row: the key was used before.
+ */
+static DdPlan grant_row_plan = {
+	.query =
+	"INSERT INTO @extschema@.credit_grants AS g"
+	"  (user_id, amount, reason, idempotency_key)"
+	" VALUES ($1, $2, $3, $4)"
+	" ON CONFLICT ON CONSTRAINT credit_grants_user_id_idempotency_key_key DO NOTHING"
+	" RETURNING g.amount",
 	.nargs = 4,
 	.argtypes = {TEXTOID, INT8OID, TEXTOID, TEXTOID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
- * A refund of the charge found by LookupUsage ($4 its usage row, $5 its
- * credits): write its refund row (once per request), give the credit back.
- * Column 1 is the new balance, NULL when refunded before (nothing written).
+ * A refund's ledger row, once per request ($4 the usage row, $5 its
+ * credits).  Column 1 is the amount; no row: refunded before.
  */
-static DdPlan refund_plan = {
+static DdPlan refund_row_plan = {
 	.query =
-	"WITH r AS ("
-	"  INSERT INTO @extschema@.credit_refunds AS r"
-	"    (user_id, request_id, usage_id, amount, reason)"
-	"  VALUES ($1, $2, $4, $5, $3)"
-	"  ON CONFLICT ON CONSTRAINT credit_refunds_user_id_request_id_key DO NOTHING"
-	"  RETURNING r.amount),"
-	" c AS ("
-	"  INSERT INTO @extschema@.api_credits AS c (user_id, balance)"
-	"  SELECT $1, r.amount FROM r"
-	"  ON CONFLICT ON CONSTRAINT api_credits_pkey DO UPDATE"
-	"  SET balance = c.balance OPERATOR(pg_catalog.+) excluded.balance,"
-	"      updated_at = pg_catalog.now()"
-	"  RETURNING c.balance)"
-	" SELECT (SELECT c.balance FROM c)",
+	"INSERT INTO @extschema@.credit_refunds AS r"
+	"  (user_id, request_id, usage_id, amount, reason)"
+	" VALUES ($1, $2, $4, $5, $3)"
+	" ON CONFLICT ON CONSTRAINT credit_refunds_user_id_request_id_key DO NOTHING"
+	" RETURNING r.amount",
 	.nargs = 5,
 	.argtypes = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
+};
+
+/*
+ * Add $2 credits to the balance, creating the balance row if needed (a
+ * grant or a refund, after its ledger row); $3 is now().  Column 1 is the
+ * new balance.
+ */
+static DdPlan credit_plan = {
+	.query =
+	"INSERT INTO @extschema@.api_credits AS c (user_id, balance, updated_at)"
+	" VALUES ($1, $2, $3)"
+	" ON CONFLICT ON CONSTRAINT api_credits_pkey DO UPDATE"
+	" SET balance = c.balance OPERATOR(pg_catalog.+) excluded.balance,"
+	"     updated_at = excluded.updated_at"
+	" RETURNING c.balance",
+	.nargs = 3,
+	.argtypes = {TEXTOID, INT8OID, TIMESTAMPTZOID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
@@ -197,22 +226,6 @@ static DdPlan balance_plan = {
 	" WHERE c.user_id OPERATOR(pg_catalog.=) $1",
 	.nargs = 1,
 	.argtypes = {TEXTOID},
-	.cursor_options = CURSOR_OPT_GENERIC_PLAN
-};
-
-/*
- * Log a request that costs nothing, once per request id.  Column 1 is the
- * new row's id, no row when the request id was used before.
- */
-static DdPlan log_plan = {
-	.query =
-	"INSERT INTO @extschema@.api_usage_log AS l"
-	"  (user_id, request_id, endpoint, credits, api_key_id, metadata)"
-	" VALUES ($1, $3, $2, 0, $4, $5)"
-	" ON CONFLICT ON CONSTRAINT api_usage_log_user_id_request_id_key DO NOTHING"
-	" RETURNING l.id",
-	.nargs = 5,
-	.argtypes = {TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
@@ -385,96 +398,27 @@ typedef struct UsageRow
 } UsageRow;
 
 /*
- * The two tables a charge writes, for the direct path (direct.c); the
- * usage table is also read through its request id index (FetchUsage).
- * The charge's own checks guarantee their CHECK constraints (amount > 0,
- * and the debit only when balance >= amount).
- */
-static DdDirectTable credits_table = {
-	.relname = "api_credits",
-	.keyindex = "api_credits_pkey",
-	.update_only = true,
-	.ncols = 2,
-	.cols = {"balance", "updated_at"},
-	.types = {INT8OID, TIMESTAMPTZOID},
-	.nchecks = 1,
-	.checks = {"api_credits_balance_check"}
-};
-
-#define USAGE_CREDITS		3
-#define USAGE_BALANCE_AFTER	6
-
-static DdDirectTable usage_table = {
-	.relname = "api_usage_log",
-	.keyindex = "api_usage_log_user_id_request_id_key",
-	.arbiter = "api_usage_log_user_id_request_id_key",
-	.ncols = 7,
-	.cols = {"user_id", "request_id", "endpoint", "credits", "api_key_id",
-	"metadata", "balance_after"},	/* USAGE_CREDITS is cols[3],
-										 * USAGE_BALANCE_AFTER cols[6] */
-	.types = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT8OID, JSONBOID, INT8OID},
-	.nchecks = 1,
-	.checks = {"api_usage_log_credits_check"}
-};
-
-/*
- * FetchUsage
- *		Find the usage row of (user_id, request_id) in the usage table open
- *		in usage, through the unique index of that key, as snapshot sees
- *		it; NULL: a snapshot taken now (which sees every duplicate that has
- *		committed, including one this call just waited for).
- */
-static bool
-FetchUsage(DdDirect *usage, text *user_id, text *request_id,
-		   Snapshot snapshot, UsageRow *row)
-{
-	Datum		keys[2];
-	Snapshot	snap;
-	bool		found;
-	bool		isnull;
-	Datum		d;
-
-	keys[0] = PointerGetDatum(user_id);
-	keys[1] = PointerGetDatum(request_id);
-	snap = RegisterSnapshot(snapshot ? snapshot : GetLatestSnapshot());
-	found = DdDirectFetch(usage, keys, snap);
-	UnregisterSnapshot(snap);
-	if (!found)
-		return false;
-
-	memset(row, 0, sizeof(*row));
-	row->id = DatumGetInt64(slot_getattr(usage->found,
-										 usage->table->identity, &isnull));
-	row->credits = DatumGetInt64(slot_getattr(usage->found,
-											  DdDirectAttnum(usage, USAGE_CREDITS),
-											  &isnull));
-	d = slot_getattr(usage->found, DdDirectAttnum(usage, USAGE_BALANCE_AFTER), &isnull);
-	row->has_balance_after = !isnull;
-	row->balance_after = isnull ? 0 : DatumGetInt64(d);
-	return true;
-}
-
-/*
  * LookupUsage
- *		FetchUsage with a snapshot taken now, for a caller that has not
- *		opened the usage table.
- *
- *		A direct index scan, not a query: a generic plan for "user_id = $1
- *		AND request_id = $2" costs the unique index and the other indexes
- *		led by user_id the same when it expects one row per user, and may
- *		pick one of those, which scans every usage row of the user -- a
- *		cost that grows without bound for exactly the busiest users.
+ *		Find the usage row of (user_id, request_id) as a new statement sees
+ *		it (READ COMMITTED: everything committed so far, including a
+ *		duplicate this call just waited for).  Must be connected to SPI.
  */
 static bool
 LookupUsage(Oid nspid, text *user_id, text *request_id, UsageRow *row)
 {
-	DdDirect	usage;
-	bool		found;
+	Datum		values[2];
+	bool		isnull;
 
-	DdDirectBeginRead(&usage_table, nspid, &usage);
-	found = FetchUsage(&usage, user_id, request_id, NULL, row);
-	DdDirectEnd(&usage);
-	return found;
+	values[0] = PointerGetDatum(user_id);
+	values[1] = PointerGetDatum(request_id);
+	if (DdExecutePlan(&lookup_plan, nspid, values, NULL, false, 1,
+					  SPI_OK_SELECT) != 1)
+		return false;
+	row->id = GetInt64(1, &isnull);
+	row->credits = GetInt64(2, &isnull);
+	row->balance_after = GetInt64(3, &isnull);
+	row->has_balance_after = !isnull;
+	return true;
 }
 
 /*
@@ -500,7 +444,8 @@ CurrentBalance(Oid nspid, text *user_id, int64 *balance)
  * Replay
  *		Fill result with the outcome of the earlier usage row of the
  *		request: ok, replayed, its usage_id, and the balance stored with it
- *		(the current balance for a row logged without one).
+ *		(the current balance for a row logged without one).  Must be
+ *		connected to SPI.
  */
 static void
 Replay(Oid nspid, text *user_id, UsageRow *row, DdChargeResult *result)
@@ -519,38 +464,78 @@ Replay(Oid nspid, text *user_id, UsageRow *row, DdChargeResult *result)
 }
 
 /*
- * ReplayConnected
- *		Replay, for a caller not connected to SPI.
+ * InsertUsage
+ *		Write the usage row of a request (credits > 0 with balance_after
+ *		for a charge, 0 and no balance for a logged request); false when
+ *		the request id is already taken, and then nothing was written.
+ *		Must be connected to SPI.
  */
-static void
-ReplayConnected(Oid nspid, text *user_id, UsageRow *row,
-				DdChargeResult *result)
+static bool
+InsertUsage(Oid nspid, text *user_id, text *request_id, text *endpoint,
+			int64 credits, bool has_api_key_id, Datum api_key_id,
+			Jsonb *metadata, bool has_balance_after, int64 balance_after,
+			int64 *id)
 {
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	Replay(nspid, user_id, row, result);
-	SPI_finish();
+	Datum		values[7];
+	char		nulls[7];
+	bool		isnull;
+
+	values[0] = PointerGetDatum(user_id);
+	nulls[0] = ' ';
+	values[1] = PointerGetDatum(request_id);
+	nulls[1] = request_id ? ' ' : 'n';
+	values[2] = PointerGetDatum(endpoint);
+	nulls[2] = endpoint ? ' ' : 'n';
+	values[3] = Int64GetDatum(credits);
+	nulls[3] = ' ';
+	values[4] = api_key_id;
+	nulls[4] = has_api_key_id ? ' ' : 'n';
+	values[5] = JsonbPGetDatum(metadata);
+	nulls[5] = metadata ? ' ' : 'n';
+	values[6] = Int64GetDatum(balance_after);
+	nulls[6] = has_balance_after ? ' ' : 'n';
+
+	if (DdExecutePlan(&usage_plan, nspid, values, nulls, false, 0,
+					  SPI_OK_INSERT_RETURNING) != 1)
+		return false;
+	*id = GetInt64(1, &isnull);
+	return true;
 }
 
 /*
- * GiveBack
- *		A debit whose usage row lost its request id to a concurrent
- *		duplicate that committed meanwhile: give the credit back (the
- *		balance row is still locked by this transaction, so the two changes
- *		cancel out) and return the duplicate's outcome; fail when its row
- *		is gone again.  Must be connected to SPI.
+ * Debit
+ *		Take amount from user_id's balance if it covers it; false when it
+ *		does not (or there is no balance row).  *balance is the new balance.
+ *		Must be connected to SPI.
  */
-static void
-GiveBack(Oid nspid, text *user_id, int64 amount, text *request_id,
-		 DdChargeResult *result)
+static bool
+Debit(Oid nspid, text *user_id, int64 amount, int64 *balance)
 {
-	Datum		values[2];
-	UsageRow	prior;
+	Datum		values[3];
+	bool		isnull;
 
 	values[0] = PointerGetDatum(user_id);
 	values[1] = Int64GetDatum(amount);
-	DdExecutePlan(&undo_plan, nspid, values, NULL, false, 0,
-				  SPI_OK_UPDATE_RETURNING);
+	values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (DdExecutePlan(&debit_plan, nspid, values, NULL, false, 0,
+					  SPI_OK_UPDATE_RETURNING) != 1)
+		return false;
+	*balance = GetInt64(1, &isnull);
+	return true;
+}
+
+/*
+ * RequestTaken
+ *		The request id of a charge is taken by a usage row that is now
+ *		visible (committed, or this transaction's own): replay it.  The
+ *		row can only be gone again if something deleted it meanwhile.
+ */
+static void
+RequestTaken(Oid nspid, text *user_id, text *request_id,
+			 DdChargeResult *result)
+{
+	UsageRow	prior;
+
 	if (!LookupUsage(nspid, user_id, request_id, &prior))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -561,190 +546,55 @@ GiveBack(Oid nspid, text *user_id, int64 amount, text *request_id,
 }
 
 /*
- * ChargeDirect
- *		DdChargeCredit for amount > 0 without the executor (direct.c), with
- *		the same outcome as charge_plan in every interleaving; false when
- *		a table is not fit for direct writes, and nothing was done.
- *
- *		One snapshot S serves the request lookup and the balance read.
- *		A duplicate charge that committed before S is found by the lookup.
- *		One that commits after S changed the balance row after S (a charge
- *		writes its usage row only with its debit, under that row's lock),
- *		so updating the version S saw reports TM_Updated after waiting for
- *		it: then, as READ COMMITTED's re-check does, the latest version is
- *		locked and checked again -- and the request looked up again with a
- *		new snapshot, which now finds the duplicate: a replay.  What the
- *		balance row cannot reveal -- a free row of the same request
- *		(dd_log_usage) in flight or committed after S -- makes the usage
- *		insert conflict: the debit is given back and that row replayed,
- *		as in the SPI path.  Under REPEATABLE READ or SERIALIZABLE, a
- *		balance changed after S is a serialization failure, as it is for
- *		an UPDATE.
- */
-static bool
-ChargeDirect(Oid nspid, text *user_id, int64 amount, text *request_id,
-			 text *endpoint, bool has_api_key_id, int64 api_key_id,
-			 Jsonb *metadata, DdChargeResult *result)
-{
-	DdDirect	credits;
-	DdDirect	usage;
-	Snapshot	snapshot;
-	UsageRow	prior;
-	Datum		key;
-	AttrNumber	balance_att;
-	int64		balance;
-	bool		isnull;
-	Datum		cvalues[2];
-	bool		cnulls[2] = {false, false};
-	Datum		uvalues[7];
-	bool		unulls[7];
-	TM_Result	tm;
-	int64		new_id = 0;
-
-	/* See this transaction's earlier changes, as a new statement would. */
-	CommandCounterIncrement();
-
-	if (!DdDirectBegin(&credits_table, nspid, &credits))
-		return false;
-	if (!DdDirectBegin(&usage_table, nspid, &usage))
-	{
-		DdDirectEnd(&credits);
-		return false;
-	}
-
-	snapshot = RegisterSnapshot(GetTransactionSnapshot());
-
-	if (request_id != NULL &&
-		FetchUsage(&usage, user_id, request_id, snapshot, &prior))
-	{
-		/* A repeat of a request that committed before: write nothing. */
-		ReplayConnected(nspid, user_id, &prior, result);
-		goto done;
-	}
-
-	key = PointerGetDatum(user_id);
-	balance_att = DdDirectAttnum(&credits, 0);
-	if (!DdDirectFetch(&credits, &key, snapshot))
-		goto done;				/* no balance row: ok = false */
-
-	for (;;)
-	{
-		balance = DatumGetInt64(slot_getattr(credits.found, balance_att,
-											 &isnull));
-		if (balance < amount)
-		{
-			/* Too little credit: nothing written. */
-			result->has_balance = true;
-			result->balance = balance;
-			goto done;
-		}
-
-		cvalues[0] = Int64GetDatum(balance - amount);
-		cvalues[1] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		tm = DdDirectUpdate(&credits, cvalues, cnulls, snapshot);
-		if (tm == TM_Ok)
-			break;
-
-		/*
-		 * Changed by a transaction that has committed: check the latest
-		 * version again.  Gone, or another user's row now: ok = false.
-		 */
-		if (tm == TM_Deleted || !DdDirectLockLatest(&credits, &key, snapshot))
-			goto done;
-
-		/* That transaction may have been this request's duplicate. */
-		if (request_id != NULL &&
-			FetchUsage(&usage, user_id, request_id, NULL, &prior))
-		{
-			ReplayConnected(nspid, user_id, &prior, result);
-			goto done;
-		}
-	}
-
-	uvalues[0] = PointerGetDatum(user_id);
-	unulls[0] = false;
-	uvalues[1] = PointerGetDatum(request_id);
-	unulls[1] = request_id == NULL;
-	uvalues[2] = PointerGetDatum(endpoint);
-	unulls[2] = endpoint == NULL;
-	uvalues[3] = Int64GetDatum(amount);
-	unulls[3] = false;
-	uvalues[4] = Int64GetDatum(api_key_id);
-	unulls[4] = !has_api_key_id;
-	uvalues[5] = JsonbPGetDatum(metadata);
-	unulls[5] = metadata == NULL;
-	uvalues[6] = Int64GetDatum(balance - amount);
-	unulls[6] = false;
-
-	if (DdDirectInsert(&usage, uvalues, unulls, &new_id))
-	{
-		/* The common path: charged and logged. */
-		result->ok = true;
-		result->has_balance = true;
-		result->balance = balance - amount;
-		result->has_usage_id = true;
-		result->usage_id = new_id;
-	}
-	else
-	{
-		/* The request was logged meanwhile without the balance row. */
-		Assert(request_id != NULL);
-		CommandCounterIncrement();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		GiveBack(nspid, user_id, amount, request_id, result);
-		SPI_finish();
-	}
-
-done:
-	/* Let the rest of the transaction see what was written. */
-	CommandCounterIncrement();
-	UnregisterSnapshot(snapshot);
-	DdDirectEnd(&usage);
-	DdDirectEnd(&credits);
-	return true;
-}
-
-/*
  * DdChargeCredit
  *		See credits.h.  Takes amount credits from user_id's balance if it
- *		covers them and logs the request, in one statement; with a
- *		request_id, a repeat of a charged request returns that charge's
- *		outcome (replayed = true) and charges nothing.
+ *		covers them and logs the request; with a request_id, a repeat of a
+ *		charged request returns that charge's outcome (replayed = true)
+ *		and charges nothing.
+ *
+ *		With a request id, in this order, each a saved statement:
+ *		1. lock the balance row if the balance covers the charge, and read
+ *		   the balance under the lock (lock_plan);
+ *		2. insert the usage row, with the balance after the charge, unless
+ *		   the request id is taken (usage_plan);
+ *		3. debit the balance (debit_plan).
+ *		Without one, a request cannot repeat: the conditional debit, then
+ *		the usage row.
  *
  *		Concurrency (READ COMMITTED):
- *		- Two charges of one user serialize on the balance row: the UPDATE
- *		  re-checks balance >= amount on the latest committed balance after
- *		  waiting, so the balance never goes below zero and no credit is
- *		  sold twice.
- *		- A duplicate of a request that committed before the call is found
- *		  by LookupUsage first: nothing is written.
- *		- A duplicate of a request in flight: that transaction holds the
- *		  balance row (a charge) or the request's index entry (a logged
- *		  request).  Waiting for either ends when it commits or aborts.  If
- *		  it aborted, this charge proceeds as the only one.  If it committed
- *		  and this charge's UPDATE then finds too little credit, a new
- *		  lookup finds the committed usage row: a replay.  If the UPDATE
- *		  succeeded, the INSERT conflicts with the committed row and inserts
- *		  nothing; the debit is then given back under the same row lock, in
- *		  the same transaction (undo_plan), and the committed row is
- *		  returned as a replay.  Nothing of this call survives but the
- *		  unchanged balance.
- *		- Insufficient credit or no balance row: nothing is written, ok is
- *		  false and the balance is the one committed when the call looked.
+ *		- Two charges of one user serialize on the balance row lock, held
+ *		  to the end of the transaction; the second checks the balance the
+ *		  first committed, so the balance never goes below zero and no
+ *		  credit is sold twice.
+ *		- A duplicate of a charge in flight waits on that same lock when
+ *		  the committed balance covers it; once the first commits, step 1
+ *		  re-checks the balance and step 2 (or, if the credit is now gone,
+ *		  the look-up) finds the first's usage row: a replay, with nothing
+ *		  written.  If the first rolled back, the duplicate is the only
+ *		  charge.  When the committed balance does not cover it, it does
+ *		  not wait, as a conditional UPDATE would not: ok = false.
+ *		- A request logged by dd_log_usage (which takes no balance lock)
+ *		  in flight: step 2 waits for that row's insertion; if it commits,
+ *		  the request is taken and replayed.  Nothing has been debited
+ *		  yet, so nothing is ever given back.
+ *		- Too little credit or no balance row: the request is looked up
+ *		  (a retry of a charged request is a replay whatever the balance
+ *		  now); otherwise nothing is written, ok is false and the balance
+ *		  is the one committed when the call looked.
+ *		Under REPEATABLE READ or SERIALIZABLE, a balance row or request id
+ *		changed by a transaction the snapshot cannot see is a
+ *		serialization failure (40001), as for any UPDATE or ON CONFLICT.
  */
 void
 DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 			   text *endpoint, bool has_api_key_id, int64 api_key_id,
 			   Jsonb *metadata, DdChargeResult *result)
 {
-	Datum		values[6];
-	char		nulls[6];
+	Datum		values[2];
 	bool		isnull;
+	int64		balance;
 	int64		debited;
-	bool		did_debit;
-	int64		new_id;
-	bool		inserted;
+	int64		usage_id;
 	UsageRow	prior;
 
 	CheckedText(user_id, true, "user_id", DD_MAX_USER_ID);
@@ -753,11 +603,6 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 	DdCheckChargeArgs(amount, metadata);
 
 	memset(result, 0, sizeof(*result));
-
-	if (amount > 0 &&
-		ChargeDirect(nspid, user_id, amount, request_id, endpoint,
-					 has_api_key_id, api_key_id, metadata, result))
-		return;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -771,70 +616,92 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 		return;
 	}
 
-	/* A repeat of a request that committed before: replay, write nothing. */
-	if (request_id != NULL && LookupUsage(nspid, user_id, request_id, &prior))
+	if (request_id == NULL)
 	{
-		Replay(nspid, user_id, &prior, result);
-		SPI_finish();
-		return;
-	}
-
-	values[0] = PointerGetDatum(user_id);
-	nulls[0] = ' ';
-	values[1] = Int64GetDatum(amount);
-	nulls[1] = ' ';
-	values[2] = PointerGetDatum(request_id);
-	nulls[2] = request_id ? ' ' : 'n';
-	values[3] = PointerGetDatum(endpoint);
-	nulls[3] = endpoint ? ' ' : 'n';
-	values[4] = Int64GetDatum(api_key_id);
-	nulls[4] = has_api_key_id ? ' ' : 'n';
-	values[5] = JsonbPGetDatum(metadata);
-	nulls[5] = metadata ? ' ' : 'n';
-
-	DdExecutePlan(&charge_plan, nspid, values, nulls, false, 0, SPI_OK_SELECT);
-	if (SPI_processed != 1)
-		elog(ERROR, "charge returned " UINT64_FORMAT " rows", SPI_processed);
-
-	debited = GetInt64(1, &isnull);
-	did_debit = !isnull;
-	new_id = GetInt64(2, &isnull);
-	inserted = !isnull;
-
-	if (did_debit && inserted)
-	{
-		/* The common path: charged and logged. */
+		/* No request id, no repeat: debit, then log. */
+		if (!Debit(nspid, user_id, amount, &debited))
+		{
+			result->has_balance = CurrentBalance(nspid, user_id,
+												 &result->balance);
+			SPI_finish();
+			return;
+		}
+		if (!InsertUsage(nspid, user_id, NULL, endpoint, amount,
+						 has_api_key_id, Int64GetDatum(api_key_id), metadata,
+						 true, debited, &usage_id))
+			elog(ERROR, "usage row without a request id was not inserted");
 		result->ok = true;
 		result->has_balance = true;
 		result->balance = debited;
 		result->has_usage_id = true;
-		result->usage_id = new_id;
-	}
-	else if (did_debit)
-	{
-		/*
-		 * Debited, but the usage row lost its request id to a concurrent
-		 * duplicate that has committed meanwhile: give the credit back and
-		 * return the duplicate's outcome.
-		 */
-		Assert(request_id != NULL);
-		GiveBack(nspid, user_id, amount, request_id, result);
-	}
-	else if (request_id != NULL && LookupUsage(nspid, user_id, request_id, &prior))
-	{
-		/*
-		 * Nothing debited because a concurrent duplicate took the credit
-		 * and committed while this call waited for the balance row: replay.
-		 */
-		Replay(nspid, user_id, &prior, result);
-	}
-	else
-	{
-		/* Too little credit, or no balance row: nothing written. */
-		result->has_balance = CurrentBalance(nspid, user_id, &result->balance);
+		result->usage_id = usage_id;
+		SPI_finish();
+		return;
 	}
 
+	/* 1. The balance row lock, if the balance covers the charge. */
+	values[0] = PointerGetDatum(user_id);
+	values[1] = Int64GetDatum(amount);
+	if (DdExecutePlan(&lock_plan, nspid, values, NULL, false, 0,
+					  SPI_OK_SELECT) != 1)
+	{
+		/* Nothing to take: a replay, or ok = false with nothing written. */
+		if (LookupUsage(nspid, user_id, request_id, &prior))
+			Replay(nspid, user_id, &prior, result);
+		else
+			result->has_balance = CurrentBalance(nspid, user_id,
+												 &result->balance);
+		SPI_finish();
+		return;
+	}
+	balance = GetInt64(1, &isnull);
+	result->has_balance = true;
+
+	/* 2. The usage row, unless the request is taken. */
+	if (!InsertUsage(nspid, user_id, request_id, endpoint, amount,
+					 has_api_key_id, Int64GetDatum(api_key_id), metadata,
+					 true, balance - amount, &usage_id))
+	{
+		RequestTaken(nspid, user_id, request_id, result);
+		SPI_finish();
+		return;
+	}
+
+	/* 3. The debit, under the lock taken in step 1. */
+	if (!Debit(nspid, user_id, amount, &debited))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not charge user_id \"%s\": the balance row changed under its lock",
+						text_to_cstring(user_id)),
+				 errdetail("A trigger or rule on api_credits changed or hid the row between the lock and the debit."),
+				 errhint("Retry the transaction.")));
+	result->ok = true;
+	result->balance = debited;
+	result->has_usage_id = true;
+	result->usage_id = usage_id;
 	SPI_finish();
+}
+
+/*
+ * AddCredit
+ *		Add amount to user_id's balance, creating the balance row if needed,
+ *		after a grant's or refund's ledger row was written; returns the new
+ *		balance.  Must be connected to SPI.
+ */
+static int64
+AddCredit(Oid nspid, text *user_id, int64 amount)
+{
+	Datum		values[3];
+	bool		isnull;
+
+	values[0] = PointerGetDatum(user_id);
+	values[1] = Int64GetDatum(amount);
+	values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (DdExecutePlan(&credit_plan, nspid, values, NULL, false, 0,
+					  SPI_OK_INSERT_RETURNING) != 1)
+		elog(ERROR, "balance row of user_id \"%s\" was not written",
+			 text_to_cstring(user_id));
+	return GetInt64(1, &isnull);
 }
 
 /*
@@ -899,7 +766,6 @@ dd_grant_credit(PG_FUNCTION_ARGS)
 	text	   *key = DdOptionalTextArg(fcinfo, 3, "idempotency_key", DD_MAX_REQUEST_ID);
 	Datum		values[4];
 	char		nulls[4];
-	bool		isnull;
 	int64		balance;
 
 	values[0] = PointerGetDatum(user_id);
@@ -912,11 +778,11 @@ dd_grant_credit(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	DdExecutePlan(&grant_plan, nspid, values, nulls, false, 0, SPI_OK_SELECT);
-	balance = GetInt64(1, &isnull);
-	/* The key was used before: the balance now, from a new snapshot. */
-	if (isnull && !CurrentBalance(nspid, user_id, &balance))
-		balance = 0;
+	if (DdExecutePlan(&grant_row_plan, nspid, values, nulls, false, 0,
+					  SPI_OK_INSERT_RETURNING) == 1)
+		balance = AddCredit(nspid, user_id, amount);
+	else if (!CurrentBalance(nspid, user_id, &balance))
+		balance = 0;			/* the key was used before: the balance now */
 	SPI_finish();
 
 	PG_RETURN_INT64(balance);
@@ -946,7 +812,6 @@ dd_refund_credit(PG_FUNCTION_ARGS)
 	text	   *reason = DdOptionalTextArg(fcinfo, 2, "reason", DD_MAX_REASON);
 	Datum		values[5];
 	char		nulls[5];
-	bool		isnull;
 	UsageRow	usage;
 	int64		balance;
 
@@ -974,15 +839,14 @@ dd_refund_credit(PG_FUNCTION_ARGS)
 	values[4] = Int64GetDatum(usage.credits);
 	nulls[0] = nulls[1] = nulls[3] = nulls[4] = ' ';
 	nulls[2] = reason ? ' ' : 'n';
-	DdExecutePlan(&refund_plan, nspid, values, nulls, false, 0, SPI_OK_SELECT);
-
-	balance = GetInt64(1, &isnull);
-	if (isnull)
+	if (DdExecutePlan(&refund_row_plan, nspid, values, nulls, false, 0,
+					  SPI_OK_INSERT_RETURNING) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("request_id \"%s\" of user_id \"%s\" is already refunded",
 						text_to_cstring(request_id), text_to_cstring(user_id)),
 				 errdetail("A charge is refunded at most once.")));
+	balance = AddCredit(nspid, user_id, usage.credits);
 	SPI_finish();
 
 	PG_RETURN_INT64(balance);
@@ -1074,29 +938,15 @@ dd_log_usage(PG_FUNCTION_ARGS)
 	text	   *endpoint = DdTextArg(fcinfo, 1, "endpoint", DD_MAX_ENDPOINT);
 	text	   *request_id = DdOptionalTextArg(fcinfo, 2, "request_id", DD_MAX_REQUEST_ID);
 	Jsonb	   *metadata = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
-	Datum		values[5];
-	char		nulls[5];
-	bool		isnull;
 	int64		id;
 
 	DdCheckMetadata(metadata);
 
-	values[0] = PointerGetDatum(user_id);
-	values[1] = PointerGetDatum(endpoint);
-	values[2] = PointerGetDatum(request_id);
-	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	values[4] = JsonbPGetDatum(metadata);
-	nulls[0] = nulls[1] = ' ';
-	nulls[2] = request_id ? ' ' : 'n';
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
-	nulls[4] = metadata ? ' ' : 'n';
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (DdExecutePlan(&log_plan, nspid, values, nulls, false, 0,
-					  SPI_OK_INSERT_RETURNING) == 1)
-		id = GetInt64(1, &isnull);
-	else
+	if (!InsertUsage(nspid, user_id, request_id, endpoint, 0,
+					 !PG_ARGISNULL(3), PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
+					 metadata, false, 0, &id))
 	{
 		/* The request id was used before: that row, from a new snapshot. */
 		UsageRow	usage;

@@ -7,8 +7,8 @@
  *
  * DdChargeCredit is exactly what the SQL function dd_charge_credit does,
  * minus the fmgr wrapping: the same checks (with the same errors), the same
- * direct writes (or saved plan), the same concurrency promises (see
- * credits.c).  It connects to SPI itself when it needs to (a nested
+ * saved statements, the same concurrency promises (see credits.c).  It
+ * connects to SPI itself (a nested
  * connection when the caller is already connected is fine) and disconnects
  * before returning, so it may be called with or without an SPI connection;
  * the caller's SPI_tuptable is left untouched.

@@ -48,7 +48,6 @@
 #include "utils/timestamp.h"
 
 #include "dd_clipper.h"
-#include "direct.h"
 
 /*
  * DdDecodeDateTime: DecodeDateTime, which gained an extra-information
@@ -72,7 +71,8 @@ static DdPlan track_one_plan = {
 	" VALUES ($1, $2, $3, $4, $5)"
 	" ON CONFLICT (user_id, event_id) DO NOTHING"
 	" RETURNING id",
-	5, {TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID}
+	5, {TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
@@ -340,43 +340,6 @@ InsertBatch(Oid nspid, Datum *values, bool any_event_id)
 	return stored;
 }
 
-/* usage_events, for one event written without the executor (direct.c). */
-static DdDirectTable events_table = {
-	.relname = "usage_events",
-	.arbiter = "usage_events_user_id_event_id_key",
-	.ncols = 5,
-	.cols = {"user_id", "event", "properties", "event_id", "occurred_at"},
-	.types = {TEXTOID, TEXTOID, JSONBOID, TEXTOID, TIMESTAMPTZOID}
-};
-
-/*
- * TrackDirect
- *		track_one_plan's insert through direct.c: the same row, the same
- *		ON CONFLICT DO NOTHING on (user_id, event_id), without an executor
- *		cycle.  *stored says whether the row was stored (false: a
- *		duplicate), *id is its id.  False when usage_events is not fit for
- *		direct writes (see direct.c), and then nothing was done.
- */
-static bool
-TrackDirect(Oid nspid, Datum *values, char *nulls, bool *stored, int64 *id)
-{
-	DdDirect	d;
-	bool		isnull[5];
-	int			i;
-
-	if (!DdDirectBegin(&events_table, nspid, &d))
-		return false;
-	for (i = 0; i < 5; i++)
-		isnull[i] = nulls[i] == 'n';
-	if (isnull[3])
-		d.arbiters = NIL;		/* no event_id: nothing to conflict with */
-	*stored = DdDirectInsert(&d, values, isnull, id);
-	/* Let the rest of the transaction see the row, as SPI would. */
-	CommandCounterIncrement();
-	DdDirectEnd(&d);
-	return true;
-}
-
 /*
  * dd_track_event
  *		Store one analytics event; returns its id, or NULL when the user
@@ -393,8 +356,6 @@ dd_track_event(PG_FUNCTION_ARGS)
 	text	   *event_id;
 	bool		isnull;
 	Datum		id;
-	bool		stored;
-	int64		newid;
 
 	values[0] = PointerGetDatum(DdTextArg(fcinfo, 0, "user_id", DD_MAX_USER_ID));
 	values[1] = PointerGetDatum(DdTextArg(fcinfo, 1, "event", DD_MAX_EVENT));
@@ -426,13 +387,6 @@ dd_track_event(PG_FUNCTION_ARGS)
 				 errmsg("occurred_at must not be null"),
 				 errhint("Leave it out to use the current time.")));
 	values[4] = PG_GETARG_DATUM(4);
-
-	if (TrackDirect(nspid, values, nulls, &stored, &newid))
-	{
-		if (!stored)
-			PG_RETURN_NULL();	/* a duplicate: dropped */
-		PG_RETURN_INT64(newid);
-	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -53,7 +53,8 @@ static DdPlan purge_events_plan = {
 
 /*
  * One batch of api_usage_log older than $1, at most $2 rows, folded into
- * api_usage_rollup in the same statement.  Returns the number deleted.
+ * api_usage_rollup in the same statement ($3 is now()).  Returns the number
+ * deleted.
  */
 static DdPlan purge_log_plan = {
 	"WITH d AS ("
@@ -68,17 +69,18 @@ static DdPlan purge_log_plan = {
 	"         pg_catalog.count(*) AS usage_rows"
 	"  FROM d GROUP BY d.user_id"
 	"), r AS ("
-	"  INSERT INTO @extschema@.api_usage_rollup AS r (user_id, charged, usage_rows)"
-	"  SELECT s.user_id, s.charged, s.usage_rows FROM s"
+	"  INSERT INTO @extschema@.api_usage_rollup AS r"
+	"    (user_id, charged, usage_rows, updated_at)"
+	"  SELECT s.user_id, s.charged, s.usage_rows, $3 FROM s"
 	"  ORDER BY s.user_id COLLATE pg_catalog.\"C\""
 	"  ON CONFLICT (user_id) DO UPDATE"
 	"  SET charged = r.charged OPERATOR(pg_catalog.+) excluded.charged,"
 	"      usage_rows = r.usage_rows OPERATOR(pg_catalog.+) excluded.usage_rows,"
-	"      updated_at = pg_catalog.now()"
+	"      updated_at = excluded.updated_at"
 	"  RETURNING 1"
 	")"
 	" SELECT pg_catalog.count(*) FROM d",
-	2, {TIMESTAMPTZOID, INT8OID}
+	3, {TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID}
 };
 
 /*
@@ -150,7 +152,7 @@ PurgeBatches(FunctionCallInfo fcinfo, DdPlan *plan, bool counts_in_result)
 									  ALLOCSET_SMALL_SIZES);
 	for (;;)
 	{
-		Datum		values[2];
+		Datum		values[3];
 		int64		n;
 
 		CHECK_FOR_INTERRUPTS();
@@ -158,6 +160,7 @@ PurgeBatches(FunctionCallInfo fcinfo, DdPlan *plan, bool counts_in_result)
 
 		values[0] = TimestampTzGetDatum(cutoff);
 		values[1] = Int64GetDatum((int64) batch_size);
+		values[2] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		if (counts_in_result)
 		{
 			bool		isnull;

@@ -1,11 +1,10 @@
 --
--- direct: dd_charge_credit and dd_track_event write their rows through the
--- table and index access methods (src/direct.c) only while the table is as
--- the extension created it.  A trigger, a default that is not a constant
--- or now(), or a CHECK constraint the function does not guarantee must be
--- honoured exactly as an INSERT or UPDATE would honour it -- the function
--- then takes its SPI plan or runs the constraint -- and the direct path
--- must come back once the table is plain again, in the same session.
+-- semantics: every function does what the same SQL would do on the same
+-- tables.  The functions read and write through the executor (SPI), so a
+-- trigger, a rule, a default, a domain, a CHECK or NOT NULL constraint, a
+-- privilege and a read-only transaction apply to their rows exactly as to
+-- a plain INSERT or UPDATE, and keep applying after the table changes in a
+-- session that has already called them.
 --
 CREATE EXTENSION dd_clipper;
 
