@@ -10,6 +10,7 @@
 # the poll).
 set -u
 source "$DD_ROOT/test/lib/tap.bash"
+source "$DD_ROOT/test/lib/pgbench.bash"
 
 plan 8
 
@@ -94,17 +95,15 @@ cat >"$work/poll.sql" <<'SQL'
 SELECT poll('u' || :u);
 SQL
 
-"$DD_BINDIR/pgbench" -n -c 6 -j 2 -T 8 -f "$work/write.sql" "$db" >"$work/write.log" 2>&1 &
-writers=$!
-"$DD_BINDIR/pgbench" -n -c 2 -j 1 -T 8 -f "$work/poll.sql" "$db" >"$work/poll.log" 2>&1
-poll_rc=$?
-wait $writers
-write_rc=$?
+pgbench_run "$work/write.log" -n -c 6 -j 2 -T 8 -f "$work/write.sql" "$db" &
+pgbench_run "$work/poll.log" -n -c 2 -j 1 -T 8 -f "$work/poll.sql" "$db"
+wait
 
-ok $write_rc "writers ran without error"
-ok $poll_rc "pollers ran without error (no change delivered twice, no version going back)"
-writes=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/write.log")
-polls=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/poll.log")
+pgbench_ok "$work/write.log" "writers ran without an error, a failed transaction or a deadlock"
+pgbench_ok "$work/poll.log" \
+    "pollers ran without an error or a failed transaction (no change delivered twice, no version going back)"
+writes=$(pgbench_processed "$work/write.log")
+polls=$(pgbench_processed "$work/poll.log")
 diag "writes: $writes, polls during the run: $polls"
 [ "${writes:-0}" -ge 100 ] && [ "${polls:-0}" -ge 100 ]
 ok $? "at least 100 writes and 100 polls interleaved"
@@ -126,7 +125,7 @@ diff_rows() {
          EXCEPT SELECT user_id, id, version, title FROM clips WHERE deleted_at IS NULL)) d"
 }
 is "$(diff_rows)" 0 "every mirror equals its user's live clips: ids, versions and titles"
-is "$(q "$db" "SELECT count(*) FROM mirror")" "$(q "$db" "SELECT count(*) FROM clips WHERE deleted_at IS NULL")" \
+is_same "$(q "$db" "SELECT count(*) FROM mirror")" "$(q "$db" "SELECT count(*) FROM clips WHERE deleted_at IS NULL")" \
    "the mirrors hold as many clips as the table"
 ok "$( [ "$(q "$db" "SELECT count(*) FROM clip_tombstones")" -gt 0 ] \
        && [ "$(q "$db" "SELECT count(*) FROM clips WHERE deleted_at IS NOT NULL")" -gt 0 ]; echo $?)" \
