@@ -30,6 +30,19 @@ is() {
     fi
 }
 
+# is_same GOT EXPECTED DESCRIPTION: like is, for two values that are both
+# computed (two queries): each must be non-empty, so two failed queries
+# ("" = "") do not pass.
+is_same() {
+    local got=$1 want=$2
+    if [ -z "$got" ] || [ -z "$want" ]; then
+        ok 1 "$3"
+        printf '#   got:      "%s"\n#   expected: "%s"\n#   (an empty side: its query failed)\n' "$got" "$want"
+        return 0
+    fi
+    is "$got" "$want" "$3"
+}
+
 diag() { printf '# %s\n' "$*"; }
 
 # q DB SQL: one value (or rows) from psql, unaligned, no headers, no psqlrc.

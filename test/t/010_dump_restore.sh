@@ -44,8 +44,8 @@ is "$(q "$dst" "SELECT sum(balance) FROM api_credits")" "60" "balances restored 
 q "$dst" "INSERT INTO clips (user_id, title) VALUES ('u2', 'after restore')" >/dev/null
 ok $? "a new clip after restore gets a fresh id (sequence state restored)"
 
-is "$(q "$dst" "SELECT extversion FROM pg_extension WHERE extname = 'dd_clipper'")" \
-   "$(make -s -C "$DD_ROOT" print-version)" "the extension is restored at its version"
+is_same "$(q "$dst" "SELECT extversion FROM pg_extension WHERE extname = 'dd_clipper'")" \
+        "$(make -s -C "$DD_ROOT" print-version)" "the extension is restored at its version"
 
 psql -X -q -d postgres -c "DROP DATABASE $src" -c "DROP DATABASE $dst" >/dev/null
 done_testing

@@ -42,9 +42,9 @@ is "$(printf '%s\n' "$notes" | sed -E 's/"version":[0-9]+/"version":N/')" \
 
 v_soft=$(q "$db" "SELECT version FROM clips WHERE id = 2")
 v_hard=$(q "$db" "SELECT version FROM clip_tombstones WHERE clip_id = 1")
-is "$(printf '%s\n' "$notes" | sed -n 4p | sed -E 's/.*"version":([0-9]+).*/\1/')" "$v_soft" \
+is_same "$(printf '%s\n' "$notes" | sed -n 4p | sed -E 's/.*"version":([0-9]+).*/\1/')" "$v_soft" \
    "the soft delete's payload carries the clip's version"
-is "$(printf '%s\n' "$notes" | sed -n 5p | sed -E 's/.*"version":([0-9]+).*/\1/')" "$v_hard" \
+is_same "$(printf '%s\n' "$notes" | sed -n 5p | sed -E 's/.*"version":([0-9]+).*/\1/')" "$v_hard" \
    "the hard delete's payload carries the tombstone's version"
 is "$(q "$db" "SELECT jsonb_path_query_array(dd_clip_changes('u1'), '\$.changes[*].version')::text")" \
    "[$v_soft, $v_hard]" "the feed reports the same versions"
