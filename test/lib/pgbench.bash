@@ -94,8 +94,8 @@ pgbench_ok() {
     ok $? "$desc"
     if [ ${#problems[@]} -ne 0 ]; then
         printf '#   %s\n' "${problems[@]}"
-        grep -E 'error|aborted|^number of' "$log" | head -10 | sed 's/^/#   pgbench: /'
-        printf '%s\n' "${server:-}" | grep -E 'ERROR|DETAIL' | head -10 | sed 's/^/#   server: /'
+        grep -E 'error|aborted|^number of' "$log" | head -6 | sed 's/^/#   /'
+        printf '%s\n' "${server:-}" | grep -E 'ERROR|DETAIL' | head -6 | sed 's/^/#   server log: /'
     fi
     return 0
 }
