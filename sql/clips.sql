@@ -252,7 +252,7 @@ SELECT regress_try($$SELECT dd_clip_changes('carol', 0, 1001)$$);
 SELECT regress_try($$SELECT dd_clip_changes('carol', 0, NULL)$$);
 
 -- Notifications (one per change on dd_clipper_clips, sent at commit) are
--- checked by test/t/050_clips_notify.sh, since their payload holds a
+-- checked by test/t/041_clips_notify.sh, since their payload holds a
 -- version.  The longest payload fits NOTIFY's limit: user_id is at most
 -- 256 characters, each at most 6 bytes escaped.
 SELECT octet_length(format('{"table":"clips","user_id":%s,"id":%s,"op":"upsert","version":%s}',
@@ -339,41 +339,26 @@ BEGIN
     RETURN c;
 END $$;
 SELECT regress_cursor_at('heavy', 50, 300) AS deep \gset
--- The query dd_clips_page runs for "newest" with a cursor (src/clips.c;
--- the column list is the table's, without search).
-SELECT string_agg('c.' || quote_ident(attname), ', ' ORDER BY attnum) AS inner_cols,
-       string_agg('p.' || quote_ident(attname), ', ' ORDER BY attnum) AS outer_cols
-FROM pg_attribute WHERE attrelid = 'clips'::regclass AND attnum > 0 AND NOT attisdropped
-  AND attname <> 'search' \gset
-PREPARE page_after(text, int, timestamptz, real, bigint, text, text, text[]) AS
-SELECT pg_catalog.to_jsonb(j), p.created_at, p.id, p."dd rank"
-FROM (SELECT :inner_cols, NULL::pg_catalog.float4 AS "dd rank"
-      FROM public.clips c
-      WHERE c.user_id OPERATOR(pg_catalog.=) $1 AND c.deleted_at IS NULL
-        AND ROW(c.created_at, c.id) OPERATOR(pg_catalog.<) ROW($3, $5)
-      ORDER BY c.created_at DESC, c.id DESC LIMIT $2) p,
-     LATERAL (SELECT :outer_cols) j
-ORDER BY p.created_at DESC, p.id DESC;
--- And without a cursor, for the first page.
-PREPARE page_first(text, int, timestamptz, real, bigint, text, text, text[]) AS
-SELECT pg_catalog.to_jsonb(j), p.created_at, p.id, p."dd rank"
-FROM (SELECT :inner_cols, NULL::pg_catalog.float4 AS "dd rank"
-      FROM public.clips c
-      WHERE c.user_id OPERATOR(pg_catalog.=) $1 AND c.deleted_at IS NULL
-      ORDER BY c.created_at DESC, c.id DESC LIMIT $2) p,
-     LATERAL (SELECT :outer_cols) j
-ORDER BY p.created_at DESC, p.id DESC;
-EXPLAIN (COSTS OFF) EXECUTE page_first('heavy', 51, NULL, NULL, NULL, NULL, NULL, NULL);
-EXPLAIN (COSTS OFF) EXECUTE page_after('heavy', 51, '2025-01-01 02:00', 0, 20000, NULL, NULL, NULL);
--- The function itself: index entries it reads for page 1 and page 300.
+-- The function itself, not a copy of its query: what dd_clips_page read
+-- for page 1 and for page 300 (called twice), from this transaction's
+-- statistics: index entries of (user_id, created_at, id), scans of that
+-- index, and sequential scans of clips.  test/t/043_clips_plan.sh shows the
+-- plans it ran, through auto_explain.
 BEGIN;
-SELECT pg_stat_get_xact_tuples_returned('clips_user_id_created_at_id_idx'::regclass) AS t0 \gset
+SELECT pg_stat_get_xact_tuples_returned('clips_user_id_created_at_id_idx'::regclass) AS t0,
+       pg_stat_get_xact_numscans('clips_user_id_created_at_id_idx'::regclass) AS i0,
+       pg_stat_get_xact_numscans('clips'::regclass) AS s0 \gset
 SELECT jsonb_array_length(dd_clips_page('heavy', 50)->'page') AS page_1_rows;
-SELECT pg_stat_get_xact_tuples_returned('clips_user_id_created_at_id_idx'::regclass) AS t1 \gset
+SELECT pg_stat_get_xact_tuples_returned('clips_user_id_created_at_id_idx'::regclass) AS t1,
+       pg_stat_get_xact_numscans('clips_user_id_created_at_id_idx'::regclass) AS i1 \gset
 SELECT jsonb_array_length(dd_clips_page('heavy', 50, :'deep')->'page') AS page_300_rows,
        dd_clips_page('heavy', 50, :'deep')->'page'->0->>'title' AS page_300_first;
-SELECT pg_stat_get_xact_tuples_returned('clips_user_id_created_at_id_idx'::regclass) AS t2 \gset
-SELECT :t1 - :t0 AS page_1_index_rows, (:t2 - :t1) / 2 AS page_300_index_rows;
+SELECT pg_stat_get_xact_tuples_returned('clips_user_id_created_at_id_idx'::regclass) AS t2,
+       pg_stat_get_xact_numscans('clips_user_id_created_at_id_idx'::regclass) AS i2,
+       pg_stat_get_xact_numscans('clips'::regclass) AS s2 \gset
+SELECT :t1 - :t0 AS page_1_index_rows, (:t2 - :t1) / 2 AS page_300_index_rows,
+       :i1 - :i0 AS page_1_index_scans, (:i2 - :i1) / 2 AS page_300_index_scans,
+       :s2 - :s0 AS clips_seq_scans;
 COMMIT;
 -- The order of "heavy" after page 300 is still exact.
 SELECT (SELECT array_agg((e->>'id')::bigint) FROM jsonb_array_elements(dd_clips_page('heavy', 50, :'deep')->'page') e)
