@@ -3,10 +3,10 @@
 # ORM writes, and change-feed polls with nothing new.
 #
 # Builds, installs into a private tree (tmp_bench_clips/), starts a durable
-# throwaway cluster (fsync and synchronous_commit on) on port 54432
-# (DD_BENCH_PORT), loads 1,000,000 clips across 10,000 users (one user,
-# "heavy", with 100,000) in one INSERT ... SELECT, then runs, interleaved,
-# ROUNDS rounds (default 5) of SECS seconds (default 5) each:
+# throwaway cluster (fsync and synchronous_commit on), loads 1,000,000
+# clips across 10,000 users (one user, "heavy", with 100,000) in one
+# INSERT ... SELECT, then runs, interleaved, DD_BENCH_ROUNDS rounds of
+# DD_BENCH_SECONDS seconds each:
 #   page 1 and page 1,000 of "heavy" with dd_clips_page   (bench/clips/page*.sql)
 #   page 1 and page 1,000 with LIMIT 50 OFFSET n          (bench/clips/offset*.sql)
 #   dd_clip_changes polls with nothing new, 2 clients     (bench/clips/poll.sql)
@@ -15,14 +15,20 @@
 # within each round (the runs they compare are adjacent, so they share the
 # machine's load of the moment) and their median reported.  About 5
 # minutes on a 2-core VM.
+#
+# Environment (the same names in every bench/*.sh runner; the old names
+# ROUNDS and SECS still work):
+#   DD_BENCH_PORT      port of the throwaway cluster (54432)
+#   DD_BENCH_ROUNDS    rounds (5)
+#   DD_BENCH_SECONDS   seconds per pgbench run (5)
 set -euo pipefail
 
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$DD_ROOT"
 
 port=${DD_BENCH_PORT:-54432}
-rounds=${ROUNDS:-5}
-secs=${SECS:-5}
+rounds=${DD_BENCH_ROUNDS:-${ROUNDS:-5}}
+secs=${DD_BENCH_SECONDS:-${SECS:-5}}
 dir=$DD_ROOT/tmp_bench_clips
 scripts=$DD_ROOT/bench/clips
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench/events.sh -- event ingest and retention, side by side with baselines.
 #
-# In one run, on a throwaway cluster with durable settings (fsync and
-# synchronous_commit on), port DD_BENCH_PORT (default 54442):
+# In one run, on a throwaway cluster with durable settings (fsync on,
+# synchronous_commit on unless DD_BENCH_SYNC=off):
 #   1. batches of 1,000 events: dd_track_events vs COPY of the same rows
 #      into a plain table with the same indexes vs single-row INSERTs from
 #      a client (one transaction per 1,000 rows); interleaved rounds;
@@ -14,20 +14,28 @@
 #      partitioned by day, and the duplicate it lets through.
 # Prints medians and ratios as markdown tables.  Never part of the tests.
 #
-# Environment: DD_BENCH_PORT, ROUNDS (default 9), BATCHES (per round,
-# default 20), SECONDS_PER_RUN (pgbench, default 4), CLIENTS (default 4).
 # Many short interleaved rounds: on a shared, noisy machine the median of
 # many short runs is steadier than a few long ones.
+#
+# Environment (the same names in every bench/*.sh runner; the old names
+# ROUNDS, BATCHES, SECONDS_PER_RUN and CLIENTS still work):
+#   DD_BENCH_PORT      port of the throwaway cluster (54442)
+#   DD_BENCH_ROUNDS    rounds (9)
+#   DD_BENCH_BATCHES   batches of 1,000 events per contender and round (20)
+#   DD_BENCH_SECONDS   seconds per pgbench run (4)
+#   DD_BENCH_CLIENTS   clients of the one-event runs (4)
+#   DD_BENCH_SYNC      synchronous_commit (on)
 set -euo pipefail
 
 source "$(dirname "$0")/../scripts/lib.sh"
 cd "$DD_ROOT"
 
 port=${DD_BENCH_PORT:-54442}
-rounds=${ROUNDS:-9}
-batches=${BATCHES:-20}
-secs=${SECONDS_PER_RUN:-4}
-clients=${CLIENTS:-4}
+rounds=${DD_BENCH_ROUNDS:-${ROUNDS:-9}}
+batches=${DD_BENCH_BATCHES:-${BATCHES:-20}}
+secs=${DD_BENCH_SECONDS:-${SECONDS_PER_RUN:-4}}
+clients=${DD_BENCH_CLIENTS:-${CLIENTS:-4}}
+sync=${DD_BENCH_SYNC:-on}
 work=$DD_ROOT/tmp_bench_events
 out=$DD_ROOT/bench/results
 mkdir -p "$out"
@@ -36,7 +44,7 @@ dd_install_packages
 dd_build
 bindir=$(dd_temp_install "$work/install")
 dd_cluster_start "$bindir" "$work/data" "$port" \
-    -c fsync=on -c synchronous_commit=on -c shared_buffers=256MB \
+    -c fsync=on -c synchronous_commit="$sync" -c shared_buffers=256MB \
     -c max_wal_size=4GB -c checkpoint_timeout=30min
 trap dd_cluster_stop EXIT
 db=dd_bench_events
