@@ -8,7 +8,8 @@
 #   3. pgTAP suites      test/pgtap/*.sql, run by pg_prove
 #   4. load, fault, dump and upgrade runs   test/t/*.sh, run by prove
 # stops the cluster, prints "N passed, M failed" counting every test of every
-# runner, and exits non-zero on any failure.
+# runner (above it, behaviour tests and schema checks apart), and exits
+# non-zero on any failure.
 #
 # Environment: DD_PORT (default 54329) picks the cluster's port.
 set -uo pipefail
@@ -36,14 +37,25 @@ trap dd_cluster_stop EXIT
 # count RUNNER EXIT OK FAIL: add one runner's counts to the totals.  A runner
 # that failed without reporting a failed test (a crash, a bad plan) counts
 # as one failure more.
+#
+# Two kinds are counted apart: schema checks (test/pgtap/schema*.sql, which
+# only read the catalog: an object exists, its type, definer rights,
+# volatility, privileges) and behaviour tests (everything else).  KIND is
+# "schema" for the former; the default is behaviour.
+schema_passed=0
+schema_failed=0
 count() {
-    local runner=$1 rc=$2 ok=$3 bad=$4
+    local runner=$1 rc=$2 ok=$3 bad=$4 kind=${5:-behaviour}
     if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then
         bad=1
     fi
-    printf '%-12s %4d passed, %d failed\n' "$runner:" "$ok" "$bad" >>"$logdir/summary"
+    printf '%-14s %4d passed, %d failed\n' "$runner:" "$ok" "$bad" >>"$logdir/summary"
     passed=$((passed + ok))
     failed=$((failed + bad))
+    if [ "$kind" = schema ]; then
+        schema_passed=$((schema_passed + ok))
+        schema_failed=$((schema_failed + bad))
+    fi
 }
 : >"$logdir/summary"
 
@@ -65,11 +77,26 @@ count isolation "$rc" \
 dd_log "pgTAP (test/pgtap/, pg_prove)"
 psql -q -X -d postgres -c 'DROP DATABASE IF EXISTS dd_clipper_tap' \
     -c 'CREATE DATABASE dd_clipper_tap' >/dev/null
-pg_prove -v -d dd_clipper_tap test/pgtap/*.sql 2>&1 | tee "$logdir/pgtap.log"
+tap_schema=(test/pgtap/schema*.sql)
+tap_behaviour=()
+for f in test/pgtap/*.sql; do
+    case $f in test/pgtap/schema*.sql) ;; *) tap_behaviour+=("$f") ;; esac
+done
+pg_prove -v -d dd_clipper_tap "${tap_behaviour[@]}" 2>&1 | tee "$logdir/pgtap.log"
 rc=${PIPESTATUS[0]}
-count pgTAP "$rc" \
+# A schema assertion in a behaviour file would be counted as behaviour:
+# it fails the run instead, naming where it is.
+misfiled=$(grep -nE '^ *SELECT +(has|hasnt)_[a-z_]+\(|(col_[a-z_]+|function_returns|volatility_is|is_definer|isnt_definer|trigger_is|fk_ok|index_is_[a-z_]+)\(' \
+    "${tap_behaviour[@]}" | grep -vE '_privilege\(')
+[ -n "$misfiled" ] && printf 'schema assertion in a behaviour file (move it to test/pgtap/schema*.sql):\n%s\n' "$misfiled"
+count "pgTAP" "$rc" \
     "$(grep -cE '^ *ok [0-9]+' "$logdir/pgtap.log")" \
-    "$(grep -cE '^ *not ok [0-9]+' "$logdir/pgtap.log")"
+    "$(( $(grep -cE '^ *not ok [0-9]+' "$logdir/pgtap.log") + $([ -n "$misfiled" ] && echo 1 || echo 0) ))"
+pg_prove -v -d dd_clipper_tap "${tap_schema[@]}" 2>&1 | tee "$logdir/pgtap_schema.log"
+rc=${PIPESTATUS[0]}
+count "pgTAP schema" "$rc" \
+    "$(grep -cE '^ *ok [0-9]+' "$logdir/pgtap_schema.log")" \
+    "$(grep -cE '^ *not ok [0-9]+' "$logdir/pgtap_schema.log")" schema
 
 dd_log "load, fault and dump runs (test/t/, prove)"
 export DD_ROOT
@@ -86,5 +113,7 @@ if [ "$failed" -ne 0 ]; then
         [ -s "$f" ] && { echo "--- $f"; head -200 "$f"; }
     done
 fi
+echo "behaviour: $((passed - schema_passed)) passed, $((failed - schema_failed)) failed"
+echo "schema checks: $schema_passed passed, $schema_failed failed"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
