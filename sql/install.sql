@@ -1,5 +1,5 @@
 --
--- install: the extension installs, documents itself (\dx+, \d+ and
+-- install: the extension installs, documents itself (its members, \d and
 -- COMMENT ON every object), works in a non-default schema, and can be
 -- dropped and created again.
 --
@@ -9,7 +9,21 @@ SELECT extname, extversion, extrelocatable, nspname
 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE extname = 'dd_clipper';
 
-\dx+ dd_clipper
+-- The extension's members, as \dx+ dd_clipper lists them on 15.  From 17 on
+-- \dx+ also lists each table's row type and its array type; those are left
+-- out, so the list reads the same on every supported version.
+SELECT pg_describe_object(d.classid, d.objid, 0) COLLATE "C" AS "Object description"
+FROM pg_depend d
+WHERE d.refclassid = 'pg_extension'::regclass
+  AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'dd_clipper')
+  AND d.deptype = 'e'
+  AND NOT (d.classid = 'pg_type'::regclass
+           AND EXISTS (SELECT FROM pg_type t
+                       WHERE t.oid = d.objid
+                         AND (t.typcategory = 'A'
+                              OR (SELECT relkind FROM pg_class
+                                  WHERE oid = t.typrelid) <> 'c')))
+ORDER BY 1;
 
 \d api_keys
 \d api_credits
