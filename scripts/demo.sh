@@ -2,13 +2,16 @@
 # scripts/demo.sh -- see dd_clipper do its job, on a fresh machine, in one command.
 #
 # Installs the packages it needs, builds and installs the extension
-# (system-wide, so you can keep using it), starts a throwaway cluster under
-# tmp_demo/ on a private port and socket directory, creates the database
+# (system-wide, so you can keep using it), starts a throwaway cluster (its
+# data directory under DD_RUN, outside the checkout, so a clone in a private
+# folder works) on a private port and socket directory, creates the database
 # dd_demo with the extension, and runs the scripted demo in scripts/demo/
 # (each file one capability, in order).  The cluster keeps running so you
 # can look around; the script prints how to connect and how to stop it.
 #
-# Environment: DD_DEMO_PORT (default 54328).
+# Environment: DD_DEMO_PORT (default 54328) picks the cluster's port;
+# DD_PG=18 runs the demo on PostgreSQL 18 (built once, as for scripts/test.sh,
+# and the extension installed into that build).
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
@@ -17,10 +20,11 @@ cd "$DD_ROOT"
 port=${DD_DEMO_PORT:-54328}
 
 dd_install_packages
+export PATH=$DD_SYSTEM_BINDIR:$PATH    # psql of the version the demo runs
 dd_build
-dd_log "installing the extension into $(pg_config --sharedir)"
-dd_sudo make -s install >/dev/null
-dd_log "starting a throwaway cluster in tmp_demo/ on port $port"
+dd_log "installing the extension into $("$PG_CONFIG" --sharedir)"
+dd_sudo make -s install PG_CONFIG="$PG_CONFIG" >/dev/null
+dd_log "starting a throwaway PostgreSQL $DD_PG cluster on port $port (DD_DEMO_PORT)"
 dd_cluster_start "$DD_SYSTEM_BINDIR" "$DD_ROOT/tmp_demo/data" "$port"
 psql -X -q -d postgres -c 'CREATE DATABASE dd_demo' >/dev/null
 psql -X -q -d dd_demo -c 'CREATE EXTENSION dd_clipper' >/dev/null

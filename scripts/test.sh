@@ -2,7 +2,9 @@
 # scripts/test.sh -- every dd_clipper test, on a fresh machine, in one command.
 #
 # Installs the packages it needs, builds, installs into a private copy of the
-# server (tmp_install/), starts a throwaway cluster (tmp_check/), then runs
+# server and starts a throwaway cluster, both under DD_RUN (a directory per
+# checkout outside it, see scripts/lib.sh, so a clone in a private folder
+# works; logs, diffs and the server log end up in tmp_check/), then runs
 #   1. pg_regress        sql/*.sql against expected/*.out
 #   2. isolation specs   specs/*.spec
 #   3. pgTAP suites      test/pgtap/*.sql, run by pg_prove
@@ -11,7 +13,9 @@
 # runner (above it, behaviour tests and schema checks apart), and exits
 # non-zero on any failure.
 #
-# Environment: DD_PORT (default 54329) picks the cluster's port.
+# Environment: DD_PORT (default 54329) picks the cluster's port; DD_PG=18
+# runs everything on PostgreSQL 18 (built once from Debian's source package
+# into DD_CACHE, by default /var/cache/dd_clipper) instead of Debian 12's 15.
 set -uo pipefail
 
 source "$(dirname "$0")/lib.sh"
@@ -24,15 +28,18 @@ failed=0
 
 dd_install_packages
 dd_build
-dd_log "installing into tmp_install/"
-bindir=$(dd_temp_install "$DD_ROOT/tmp_install") || exit 1
-dd_log "starting a throwaway cluster on port $port"
+dd_log "installing into $DD_RUN/install"
+bindir=$(dd_temp_install "$DD_RUN/install") || exit 1
+# Clients (psql for pg_prove and test/t/) of the version under test.
+export PATH=$bindir:$PATH
+dd_log "starting a throwaway PostgreSQL $DD_PG cluster on port $port"
 mkdir -p "$logdir"
 # Tests need no durability: a crash test that does starts its own cluster.
-dd_cluster_start "$bindir" "$logdir/data" "$port" \
+dd_cluster_start "$bindir" "$DD_RUN/data" "$port" \
     -c fsync=off -c synchronous_commit=off -c max_connections=120 \
     -c shared_buffers=256MB -c max_prepared_transactions=10
-trap dd_cluster_stop EXIT
+# On exit: stop the cluster and keep its log with the others.
+trap 'dd_cluster_stop; cp "$DD_DATADIR/server.log" "$logdir/server.log" 2>/dev/null' EXIT
 
 # count RUNNER EXIT OK FAIL: add one runner's counts to the totals.  A runner
 # that failed without reporting a failed test (a crash, a bad plan) counts
