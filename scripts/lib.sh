@@ -144,8 +144,9 @@ dd_apt_version() {
         sort -V | tail -1
 }
 
-# dd_pg18_prefix: echo the prefix of a PostgreSQL 18 build with pgTAP and
-# the isolation tester, building it first when DD_CACHE has none.
+# dd_pg18_prefix: echo the prefix of a PostgreSQL 18 build with pgTAP, the
+# isolation tester and auto_explain (the plan tests load it), building it
+# first when DD_CACHE has none.
 #
 # The source is Debian's source package postgresql-18 from forky (the only
 # suite that has it), fetched with apt-get source through a private sources
@@ -154,13 +155,16 @@ dd_apt_version() {
 # package pgtap against that prefix.  The prefix is named after both
 # source versions, DD_CACHE/pg18-<postgresql-18 version>-pgtap-<version>;
 # once one exists it is used without looking at the network again, unless
-# DD_PG_REFRESH=1 asks for the newest sources.  About 10 minutes on 2 cores.
+# DD_PG_REFRESH=1 asks for the newest sources.  A prefix counts only when
+# it is marked complete for the current recipe (DD_PG18_RECIPE, raised when
+# the build must hold more).  About 10 minutes on 2 cores.
+DD_PG18_RECIPE=2
 dd_pg18_prefix() {
-    local have pgver tapver prefix work src
+    local have pgver tapver prefix work
     mkdir -p "$DD_CACHE" && chmod 755 "$DD_CACHE"
     exec 9>"$DD_CACHE/.lock-pg18"
     flock 9    # one build at a time; a second run waits and reuses it
-    have=$(ls -d "$DD_CACHE"/pg18-*/.complete 2>/dev/null | sort -V | tail -1)
+    have=$(ls -d "$DD_CACHE"/pg18-*/.complete-$DD_PG18_RECIPE 2>/dev/null | sort -V | tail -1)
     if [ -n "$have" ] && [ "${DD_PG_REFRESH:-0}" != 1 ]; then
         dirname "$have"
         return 0
@@ -171,7 +175,7 @@ dd_pg18_prefix() {
     tapver=$(dd_apt_version forky deb-src pgtap)
     [ -n "$pgver" ] && [ -n "$tapver" ] || dd_die "forky has no postgresql-18 or pgtap source"
     prefix=$DD_CACHE/pg18-$pgver-pgtap-$tapver
-    if [ -f "$prefix/.complete" ]; then
+    if [ -f "$prefix/.complete-$DD_PG18_RECIPE" ]; then
         echo "$prefix"
         return 0
     fi
@@ -192,12 +196,13 @@ dd_pg18_prefix() {
         make -j2 -s
         make -s install
         make -C src/test/isolation -s install
+        make -C contrib/auto_explain -s install
         cd ../tap
         make -s PG_CONFIG="$prefix/bin/pg_config"
         make -s PG_CONFIG="$prefix/bin/pg_config" install
     ) >"$DD_CACHE/build.log" 2>&1 \
         || { tail -40 "$DD_CACHE/build.log" >&2; dd_die "PostgreSQL 18 build failed (log: $DD_CACHE/build.log)"; }
-    printf 'postgresql-18 %s\npgtap %s\n' "$pgver" "$tapver" >"$prefix/.complete"
+    printf 'postgresql-18 %s\npgtap %s\n' "$pgver" "$tapver" >"$prefix/.complete-$DD_PG18_RECIPE"
     mv "$DD_CACHE/build.log" "$prefix/build.log"
     rm -rf "$work"
     echo "$prefix"
