@@ -66,20 +66,25 @@ count() {
 }
 : >"$logdir/summary"
 
+# pg_regress and pg_isolation_regress print "test name ... ok" up to
+# PostgreSQL 15 and TAP lines ("ok 1 - name", "not ok 2 - name") from 16 on.
+regress_ok='\.\.\. +ok|^ok [0-9]+ +- '
+regress_bad='\.\.\. +FAILED|^not ok [0-9]+ +- '
+
 dd_log "pg_regress (sql/)"
 make -s installcheck ISOLATION= 2>&1 | tee "$logdir/regress.log"
 rc=${PIPESTATUS[0]}
 count pg_regress "$rc" \
-    "$(grep -cE '\.\.\. +ok' "$logdir/regress.log")" \
-    "$(grep -cE '\.\.\. +FAILED' "$logdir/regress.log")"
+    "$(grep -cE "$regress_ok" "$logdir/regress.log")" \
+    "$(grep -cE "$regress_bad" "$logdir/regress.log")"
 [ -f regression.diffs ] && cp regression.diffs "$logdir/regress.diffs"
 
 dd_log "isolation specs (specs/)"
 make -s installcheck REGRESS= 2>&1 | tee "$logdir/isolation.log"
 rc=${PIPESTATUS[0]}
 count isolation "$rc" \
-    "$(grep -cE '\.\.\. +ok' "$logdir/isolation.log")" \
-    "$(grep -cE '\.\.\. +FAILED' "$logdir/isolation.log")"
+    "$(grep -cE "$regress_ok" "$logdir/isolation.log")" \
+    "$(grep -cE "$regress_bad" "$logdir/isolation.log")"
 
 dd_log "pgTAP (test/pgtap/, pg_prove)"
 psql -q -X -d postgres -c 'DROP DATABASE IF EXISTS dd_clipper_tap' \
