@@ -40,8 +40,12 @@ WHERE d.refclassid = 'pg_extension'::regclass
   AND d.classid IN ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_type'::regclass)
   AND NOT (d.classid = 'pg_class'::regclass
            AND (SELECT relkind FROM pg_class WHERE oid = d.objid) IN ('S', 'i'))
+  -- Of the types, the composite types the script creates; from 17 on each
+  -- table's row type is a member too, documented by its table's comment.
   AND NOT (d.classid = 'pg_type'::regclass
-           AND (SELECT typtype FROM pg_type WHERE oid = d.objid) <> 'c')
+           AND (SELECT t.typtype <> 'c' OR c.relkind IS DISTINCT FROM 'c'
+                FROM pg_type t LEFT JOIN pg_class c ON c.oid = t.typrelid
+                WHERE t.oid = d.objid))
   AND obj_description(d.objid, d.classid::regclass::name) IS NULL
 ORDER BY 1;
 
