@@ -87,10 +87,13 @@ esac
 EOF
 chmod 755 "$dir/pg_config"
 
-# Build a copy, so this checkout's objects (built for another version) stay.
+# Build a copy of the sources only: this checkout's objects, built for
+# another version, must neither be reused nor replaced.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp -a Makefile dd_clipper.control dd_clipper.c src "$work/"
+mkdir "$work/src"
+cp -a Makefile dd_clipper.control dd_clipper.c "$work/"
+cp -a src/*.c src/*.h "$work/src/"
 mkdir -p "$DD_ROOT/tmp_check"
 log=$DD_ROOT/tmp_check/compile_check_$major.log
 dd_log "compiling against $("$dir/pg_config" --version) headers ($dir)"
