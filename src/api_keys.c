@@ -177,20 +177,6 @@ static DdPlan lookup_plan = {
 };
 
 /*
- * CopyToCaller
- *		A copy of t in the memory of the caller of SPI_connect, which
- *		SPI_finish does not free.
- */
-static text *
-CopyToCaller(text *t)
-{
-	text	   *copy = SPI_palloc(VARSIZE_ANY(t));
-
-	memcpy(copy, t, VARSIZE_ANY(t));
-	return copy;
-}
-
-/*
  * DdLookupKey
  *		Find the api_keys row whose key_hash is hash and fill check from it
  *		(or NOT_FOUND).  Returns whether its last_used_at is due (NULL or
@@ -225,7 +211,9 @@ DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
 		check->found = true;
 		check->key_id = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
 		v = SPI_getbinval(row, desc, 2, &isnull);
-		check->user_id = isnull ? NULL : CopyToCaller(DatumGetTextPP(v));
+		/* Copied out of SPI's memory, which SPI_finish frees. */
+		check->user_id = isnull ? NULL :
+			DatumGetTextPP(SPI_datumTransfer(v, false, -1));
 
 		check->code = DD_KEY_VALID;
 		if (DatumGetBool(SPI_getbinval(row, desc, 3, &isnull)))

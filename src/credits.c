@@ -19,7 +19,8 @@
  * writer lock of that user's credit: every change of a balance first takes
  * that row's lock (a conditional SELECT ... FOR NO KEY UPDATE, a
  * conditional UPDATE or an upsert) and holds it to the end of the
- * transaction, so two changes of one balance never interleave.  The unique indexes on the ledger make repeats exact:
+ * transaction, so two changes of one balance never interleave.  The unique
+ * indexes on the ledger make repeats exact:
  * (user_id, request_id) on api_usage_log for charges and logged requests,
  * (user_id, request_id) on credit_refunds for refunds, (user_id,
  * idempotency_key) on credit_grants for grants.  An insertion into a unique
@@ -524,24 +525,23 @@ Debit(Oid nspid, text *user_id, int64 amount, int64 *balance)
 }
 
 /*
- * RequestTaken
- *		The request id of a charge is taken by a usage row that is now
- *		visible (committed, or this transaction's own): replay it.  The
- *		row can only be gone again if something deleted it meanwhile.
+ * TakenUsage
+ *		The usage row that took request_id from a call that was about to
+ *		write one (what, for the error: "charge" or "log"), as a new
+ *		statement sees it: committed, or this transaction's own.  It can
+ *		only be gone again if something deleted it meanwhile: 40001.
+ *		Must be connected to SPI.
  */
 static void
-RequestTaken(Oid nspid, text *user_id, text *request_id,
-			 DdChargeResult *result)
+TakenUsage(Oid nspid, text *user_id, text *request_id, const char *what,
+		   UsageRow *row)
 {
-	UsageRow	prior;
-
-	if (!LookupUsage(nspid, user_id, request_id, &prior))
+	if (!LookupUsage(nspid, user_id, request_id, row))
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not charge request_id \"%s\": a concurrent request with the same id changed",
-						text_to_cstring(request_id)),
+				 errmsg("could not %s request_id \"%s\": a concurrent request with the same id changed",
+						what, text_to_cstring(request_id)),
 				 errhint("Retry the transaction.")));
-	Replay(nspid, user_id, &prior, result);
 }
 
 /*
@@ -629,52 +629,50 @@ DdChargeCredit(Oid nspid, text *user_id, int64 amount, text *request_id,
 						 has_api_key_id, Int64GetDatum(api_key_id), metadata,
 						 true, debited, &usage_id))
 			elog(ERROR, "usage row without a request id was not inserted");
-		result->ok = true;
-		result->has_balance = true;
-		result->balance = debited;
-		result->has_usage_id = true;
-		result->usage_id = usage_id;
-		SPI_finish();
-		return;
 	}
-
-	/* 1. The balance row lock, if the balance covers the charge. */
-	values[0] = PointerGetDatum(user_id);
-	values[1] = Int64GetDatum(amount);
-	if (DdExecutePlan(&lock_plan, nspid, values, NULL, false, 0,
-					  SPI_OK_SELECT) != 1)
+	else
 	{
-		/* Nothing to take: a replay, or ok = false with nothing written. */
-		if (LookupUsage(nspid, user_id, request_id, &prior))
+		/* 1. The balance row lock, if the balance covers the charge. */
+		values[0] = PointerGetDatum(user_id);
+		values[1] = Int64GetDatum(amount);
+		if (DdExecutePlan(&lock_plan, nspid, values, NULL, false, 0,
+						  SPI_OK_SELECT) != 1)
+		{
+			/* Nothing to take: a replay, or ok = false, nothing written. */
+			if (LookupUsage(nspid, user_id, request_id, &prior))
+				Replay(nspid, user_id, &prior, result);
+			else
+				result->has_balance = CurrentBalance(nspid, user_id,
+													 &result->balance);
+			SPI_finish();
+			return;
+		}
+		balance = GetInt64(1, &isnull);
+
+		/* 2. The usage row, unless the request is taken: then a replay. */
+		if (!InsertUsage(nspid, user_id, request_id, endpoint, amount,
+						 has_api_key_id, Int64GetDatum(api_key_id), metadata,
+						 true, balance - amount, &usage_id))
+		{
+			TakenUsage(nspid, user_id, request_id, "charge", &prior);
 			Replay(nspid, user_id, &prior, result);
-		else
-			result->has_balance = CurrentBalance(nspid, user_id,
-												 &result->balance);
-		SPI_finish();
-		return;
-	}
-	balance = GetInt64(1, &isnull);
-	result->has_balance = true;
+			SPI_finish();
+			return;
+		}
 
-	/* 2. The usage row, unless the request is taken. */
-	if (!InsertUsage(nspid, user_id, request_id, endpoint, amount,
-					 has_api_key_id, Int64GetDatum(api_key_id), metadata,
-					 true, balance - amount, &usage_id))
-	{
-		RequestTaken(nspid, user_id, request_id, result);
-		SPI_finish();
-		return;
+		/* 3. The debit, under the lock taken in step 1. */
+		if (!Debit(nspid, user_id, amount, &debited))
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not charge user_id \"%s\": the balance row changed under its lock",
+							text_to_cstring(user_id)),
+					 errdetail("A trigger or rule on api_credits changed or hid the row between the lock and the debit."),
+					 errhint("Retry the transaction.")));
 	}
 
-	/* 3. The debit, under the lock taken in step 1. */
-	if (!Debit(nspid, user_id, amount, &debited))
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not charge user_id \"%s\": the balance row changed under its lock",
-						text_to_cstring(user_id)),
-				 errdetail("A trigger or rule on api_credits changed or hid the row between the lock and the debit."),
-				 errhint("Retry the transaction.")));
+	/* Charged and logged. */
 	result->ok = true;
+	result->has_balance = true;
 	result->balance = debited;
 	result->has_usage_id = true;
 	result->usage_id = usage_id;
@@ -950,12 +948,7 @@ dd_log_usage(PG_FUNCTION_ARGS)
 		/* The request id was used before: that row, from a new snapshot. */
 		UsageRow	usage;
 
-		if (!LookupUsage(nspid, user_id, request_id, &usage))
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-					 errmsg("could not log request_id \"%s\": a concurrent request with the same id changed",
-							text_to_cstring(request_id)),
-					 errhint("Retry the transaction.")));
+		TakenUsage(nspid, user_id, request_id, "log", &usage);
 		id = usage.id;
 	}
 	SPI_finish();
