@@ -18,7 +18,8 @@
 --     distributed by user_id (api_keys, unique on its key hash, is small
 --     enough to be a reference table);
 --   * each of the five keeps a nullable convex_id, unique per user, so rows
---     imported from Convex keep their old _id;
+--     imported from Convex keep their old _id; the unique index is partial
+--     (WHERE convex_id IS NOT NULL), so native rows add no entry to it;
 --   * tables holding user data are registered with pg_extension_config_dump,
 --     so pg_dump keeps their rows;
 --   * privileges: nothing is granted to PUBLIC.  Application roles get the
@@ -41,9 +42,12 @@ CREATE TABLE @extschema@.api_keys (
     last_used_at    timestamptz,
     expires_at      timestamptz,
     revoked_at      timestamptz,
-    convex_id       text,
-    CONSTRAINT api_keys_user_id_convex_id_key UNIQUE (user_id, convex_id)
+    convex_id       text
 );
+-- Imported rows keep their Convex _id; native rows (convex_id NULL) get
+-- no index entry at all.
+CREATE UNIQUE INDEX api_keys_user_id_convex_id_key
+    ON @extschema@.api_keys (user_id, convex_id) WHERE convex_id IS NOT NULL;
 CREATE INDEX api_keys_user_id_idx ON @extschema@.api_keys (user_id);
 
 COMMENT ON TABLE @extschema@.api_keys IS
@@ -73,9 +77,10 @@ CREATE TABLE @extschema@.api_credits (
                     CONSTRAINT api_credits_balance_check CHECK (balance >= 0),
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    convex_id       text,
-    CONSTRAINT api_credits_user_id_convex_id_key UNIQUE (user_id, convex_id)
+    convex_id       text
 );
+CREATE UNIQUE INDEX api_credits_user_id_convex_id_key
+    ON @extschema@.api_credits (user_id, convex_id) WHERE convex_id IS NOT NULL;
 
 COMMENT ON TABLE @extschema@.api_credits IS
     'One prepaid credit balance per user; changed only by the dd_*_credit functions';
@@ -148,9 +153,10 @@ CREATE TABLE @extschema@.api_usage_log (
     created_at      timestamptz NOT NULL DEFAULT now(),
     convex_id       text,
     PRIMARY KEY (user_id, id),
-    CONSTRAINT api_usage_log_user_id_request_id_key UNIQUE (user_id, request_id),
-    CONSTRAINT api_usage_log_user_id_convex_id_key UNIQUE (user_id, convex_id)
+    CONSTRAINT api_usage_log_user_id_request_id_key UNIQUE (user_id, request_id)
 );
+CREATE UNIQUE INDEX api_usage_log_user_id_convex_id_key
+    ON @extschema@.api_usage_log (user_id, convex_id) WHERE convex_id IS NOT NULL;
 -- "This user's recent usage", newest first.
 CREATE INDEX api_usage_log_user_id_created_at_idx
     ON @extschema@.api_usage_log (user_id, created_at DESC);
@@ -208,7 +214,6 @@ CREATE TABLE @extschema@.clips (
     version             bigint NOT NULL DEFAULT 0,
     convex_id           text,
     PRIMARY KEY (user_id, id),
-    CONSTRAINT clips_user_id_convex_id_key UNIQUE (user_id, convex_id),
     CONSTRAINT clips_blob_complete CHECK (
         (blob_key IS NULL) = (blob_provider IS NULL)),
     -- Bounded so a change notification (which names the user) always fits
@@ -216,6 +221,8 @@ CREATE TABLE @extschema@.clips (
     CONSTRAINT clips_user_id_length CHECK (
         char_length(user_id) BETWEEN 1 AND 256)
 );
+CREATE UNIQUE INDEX clips_user_id_convex_id_key
+    ON @extschema@.clips (user_id, convex_id) WHERE convex_id IS NOT NULL;
 -- List pages, newest or oldest first, of the live clips of one user.
 CREATE INDEX clips_user_id_created_at_id_idx
     ON @extschema@.clips (user_id, created_at, id) WHERE deleted_at IS NULL;
@@ -263,9 +270,10 @@ CREATE TABLE @extschema@.usage_events (
     received_at     timestamptz NOT NULL DEFAULT now(),
     convex_id       text,
     PRIMARY KEY (user_id, id),
-    CONSTRAINT usage_events_user_id_event_id_key UNIQUE (user_id, event_id),
-    CONSTRAINT usage_events_user_id_convex_id_key UNIQUE (user_id, convex_id)
+    CONSTRAINT usage_events_user_id_event_id_key UNIQUE (user_id, event_id)
 );
+CREATE UNIQUE INDEX usage_events_user_id_convex_id_key
+    ON @extschema@.usage_events (user_id, convex_id) WHERE convex_id IS NOT NULL;
 -- Append-only and time-ordered: BRIN is tiny and fits range scans by time.
 CREATE INDEX usage_events_received_at_brin
     ON @extschema@.usage_events USING brin (received_at);

@@ -9,7 +9,7 @@ BEGIN;
 CREATE EXTENSION IF NOT EXISTS pgtap;
 CREATE EXTENSION dd_clipper;
 
-SELECT plan(88);
+SELECT plan(85);
 
 -- api_keys --------------------------------------------------------------
 SELECT has_table('api_keys');
@@ -25,7 +25,6 @@ SELECT col_type_is('api_keys', 'revoked_at', 'timestamp with time zone');
 SELECT col_type_is('api_keys', 'convex_id', 'text');
 SELECT col_is_pk('api_keys', 'id');
 SELECT col_is_unique('api_keys', ARRAY['key_hash']);
-SELECT col_is_unique('api_keys', ARRAY['user_id', 'convex_id']);
 SELECT has_index('api_keys', 'api_keys_user_id_idx', ARRAY['user_id']);
 
 -- api_credits -----------------------------------------------------------
@@ -64,7 +63,6 @@ SELECT col_type_is('api_usage_log', 'created_at', 'timestamp with time zone');
 SELECT col_type_is('api_usage_log', 'convex_id', 'text');
 SELECT col_is_pk('api_usage_log', ARRAY['user_id', 'id']);
 SELECT col_is_unique('api_usage_log', ARRAY['user_id', 'request_id']);
-SELECT col_is_unique('api_usage_log', ARRAY['user_id', 'convex_id']);
 SELECT has_index('api_usage_log', 'api_usage_log_user_id_created_at_idx');
 
 -- clips -----------------------------------------------------------------
@@ -89,7 +87,6 @@ SELECT col_type_is('clips', 'search', 'tsvector');
 SELECT col_type_is('clips', 'version', 'bigint');
 SELECT col_type_is('clips', 'convex_id', 'text');
 SELECT col_is_pk('clips', ARRAY['user_id', 'id']);
-SELECT col_is_unique('clips', ARRAY['user_id', 'convex_id']);
 SELECT has_index('clips', 'clips_user_id_created_at_id_idx');
 SELECT has_index('clips', 'clips_tags_idx');
 SELECT has_index('clips', 'clips_search_idx');
@@ -106,7 +103,6 @@ SELECT col_type_is('usage_events', 'received_at', 'timestamp with time zone');
 SELECT col_type_is('usage_events', 'convex_id', 'text');
 SELECT col_is_pk('usage_events', ARRAY['user_id', 'id']);
 SELECT col_is_unique('usage_events', ARRAY['user_id', 'event_id']);
-SELECT col_is_unique('usage_events', ARRAY['user_id', 'convex_id']);
 SELECT has_index('usage_events', 'usage_events_received_at_brin');
 
 -- every unique constraint of a per-user table includes user_id ----------
@@ -132,6 +128,20 @@ SELECT set_eq(
       JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'dd_clipper'
       WHERE c.relkind IN ('r', 'S', 'p')$$,
     'every table and sequence of the extension is registered with pg_extension_config_dump');
+
+-- convex_id is unique per user through a partial unique index: rows that
+-- were not imported (convex_id NULL) add no entry to it.
+SELECT set_eq(
+    $$SELECT c.relname::text, i.indisunique, pg_get_indexdef(i.indexrelid, 1, true) AS col1,
+             pg_get_indexdef(i.indexrelid, 2, true) AS col2, pg_get_expr(i.indpred, i.indrelid)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+       WHERE i.indexrelid::regclass::text LIKE '%_user_id_convex_id_key'$$,
+    $$VALUES ('api_keys', true, 'user_id', 'convex_id', '(convex_id IS NOT NULL)'),
+             ('api_credits', true, 'user_id', 'convex_id', '(convex_id IS NOT NULL)'),
+             ('api_usage_log', true, 'user_id', 'convex_id', '(convex_id IS NOT NULL)'),
+             ('clips', true, 'user_id', 'convex_id', '(convex_id IS NOT NULL)'),
+             ('usage_events', true, 'user_id', 'convex_id', '(convex_id IS NOT NULL)')$$,
+    'each of the five has a unique index on (user_id, convex_id) for imported rows only');
 
 SELECT * FROM finish();
 ROLLBACK;
