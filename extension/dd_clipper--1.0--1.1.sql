@@ -19,3 +19,252 @@
 -- must wait for without saying so in the CHANGELOG); register new tables
 -- that hold user data with pg_extension_config_dump.
 --
+
+-- ==== Migrations: backfills in batches, in the foreground or a background worker ====
+
+--
+-- Convex's progressive migrations done by the database.  A migration is a
+-- SET list and a WHERE filter on one table with a primary key: each batch
+-- takes the next batch_size rows in primary-key order that the filter
+-- selects, locks them, applies the SET list and commits, with its progress
+-- in the same transaction, so a batch is either applied and counted or
+-- not at all.  The filter must select exactly the rows still to do: a
+-- batch that leaves a row it updated still selected fails the migration,
+-- and "completed" means a final check found no row left.
+--
+-- src/migrations.c runs the batches, as the role that runs or starts the
+-- migration (never the extension owner, never a superuser by accident);
+-- only its own bookkeeping in this table is written with the owner's
+-- rights.  The functions are therefore SECURITY INVOKER.
+--
+
+CREATE TABLE @extschema@.migrations (
+    id              integer GENERATED ALWAYS AS IDENTITY UNIQUE,
+    name            text PRIMARY KEY
+                    CONSTRAINT migrations_name_check CHECK (pg_catalog.char_length(name) BETWEEN 1 AND 200),
+    relation        regclass NOT NULL,
+    key_columns     text[] NOT NULL,
+    set_sql         text NOT NULL,
+    where_sql       text NOT NULL,
+    batch_size      integer NOT NULL
+                    CONSTRAINT migrations_batch_size_check CHECK (batch_size > 0),
+    search_path     text NOT NULL,
+    run_after       text REFERENCES @extschema@.migrations (name),
+    keep_in_step    boolean NOT NULL DEFAULT false,
+    owner           regrole NOT NULL,
+    status          text NOT NULL DEFAULT 'pending'
+                    CONSTRAINT migrations_status_check CHECK (status IN
+                        ('pending', 'running', 'paused', 'completed', 'failed', 'canceled')),
+    cursor          text[],
+    processed       bigint NOT NULL DEFAULT 0,
+    batches         bigint NOT NULL DEFAULT 0,
+    passes          integer NOT NULL DEFAULT 0,
+    run_processed   bigint NOT NULL DEFAULT 0,
+    error           text,
+    runner_pid      integer,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    started_at      timestamptz,
+    updated_at      timestamptz,
+    completed_at    timestamptz
+);
+
+COMMENT ON TABLE @extschema@.migrations IS
+    'Backfill migrations registered by dd_migration_create, with their progress; read dd_migration_progress';
+COMMENT ON COLUMN @extschema@.migrations.id IS
+    'Number of the migration, the key of the advisory lock its runner holds';
+COMMENT ON COLUMN @extschema@.migrations.name IS
+    'Name given to dd_migration_create';
+COMMENT ON COLUMN @extschema@.migrations.relation IS
+    'Table the migration updates';
+COMMENT ON COLUMN @extschema@.migrations.key_columns IS
+    'Primary key columns of the table when the migration was created, in key order: batches walk the key';
+COMMENT ON COLUMN @extschema@.migrations.set_sql IS
+    'SET list applied to each selected row, as given (column = expression, ...)';
+COMMENT ON COLUMN @extschema@.migrations.where_sql IS
+    'Boolean expression selecting the rows still to do, as given';
+COMMENT ON COLUMN @extschema@.migrations.batch_size IS
+    'Rows per batch; each batch is one transaction';
+COMMENT ON COLUMN @extschema@.migrations.search_path IS
+    'search_path in effect at dd_migration_create: the expressions are always run with it';
+COMMENT ON COLUMN @extschema@.migrations.run_after IS
+    'Migration that must complete first; a runner that completes it goes on with this one';
+COMMENT ON COLUMN @extschema@.migrations.keep_in_step IS
+    'While the migration runs, rows inserted or updated by other writers get the same SET list';
+COMMENT ON COLUMN @extschema@.migrations.owner IS
+    'Role that created the migration; only its members may run, start, cancel or dry-run it';
+COMMENT ON COLUMN @extschema@.migrations.status IS
+    'pending, running, paused, completed, failed or canceled, as last written; dd_migration_progress shows a running migration whose runner is gone as paused';
+COMMENT ON COLUMN @extschema@.migrations.cursor IS
+    'Primary key (as text) of the last row of the last committed batch of the current pass; NULL at the start of a pass';
+COMMENT ON COLUMN @extschema@.migrations.processed IS
+    'Rows updated by all batches so far';
+COMMENT ON COLUMN @extschema@.migrations.batches IS
+    'Batches committed so far';
+COMMENT ON COLUMN @extschema@.migrations.passes IS
+    'Walks over the whole key range; a new pass starts when the final check still finds rows (written behind the cursor meanwhile)';
+COMMENT ON COLUMN @extschema@.migrations.run_processed IS
+    'Rows updated since the current run started: the rate is this over updated_at - started_at';
+COMMENT ON COLUMN @extschema@.migrations.error IS
+    'SQLSTATE and message of the error that failed the migration';
+COMMENT ON COLUMN @extschema@.migrations.runner_pid IS
+    'Process id of the session or background worker running it';
+COMMENT ON COLUMN @extschema@.migrations.created_at IS
+    'When the migration was created';
+COMMENT ON COLUMN @extschema@.migrations.started_at IS
+    'When the current (or last) run started';
+COMMENT ON COLUMN @extschema@.migrations.updated_at IS
+    'When the last batch committed';
+COMMENT ON COLUMN @extschema@.migrations.completed_at IS
+    'When the final check found no row left';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.migrations', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.migrations_id_seq', '');
+
+CREATE FUNCTION @extschema@.dd_migration_create(
+    name            text,
+    relation        regclass,
+    set_sql         text,
+    where_sql       text,
+    batch_size      int DEFAULT 100,
+    run_after       text DEFAULT NULL,
+    keep_in_step    boolean DEFAULT false)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'dd_migration_create';
+COMMENT ON FUNCTION @extschema@.dd_migration_create(text, regclass, text, text, int, text, boolean) IS
+    'Register a backfill of relation: set_sql applied in batches of batch_size to the rows where_sql selects, walking the primary key; everything is checked now';
+
+CREATE PROCEDURE @extschema@.dd_migration_run(name text, max_batches int DEFAULT NULL)
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'dd_migration_run';
+COMMENT ON PROCEDURE @extschema@.dd_migration_run(text, int) IS
+    'Run a migration in this session, committing after every batch, until it completes or max_batches were run; CALL it outside a transaction block';
+
+CREATE FUNCTION @extschema@.dd_migration_start(name text)
+RETURNS integer
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'dd_migration_start';
+COMMENT ON FUNCTION @extschema@.dd_migration_start(text) IS
+    'Run a migration in a background worker, as the calling role; returns the worker''s process id';
+
+CREATE FUNCTION @extschema@.dd_migration_cancel(name text)
+RETURNS boolean
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'dd_migration_cancel';
+COMMENT ON FUNCTION @extschema@.dd_migration_cancel(text) IS
+    'Cancel a migration: its runner stops before its next batch commits; committed batches stay; returns false if it had completed or was already canceled';
+
+CREATE FUNCTION @extschema@.dd_migration_drop(name text)
+RETURNS void
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'dd_migration_drop';
+COMMENT ON FUNCTION @extschema@.dd_migration_drop(text) IS
+    'Forget a migration that is not running; the rows it changed stay changed';
+
+CREATE FUNCTION @extschema@.dd_migration_dry_run(name text)
+RETURNS jsonb
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'dd_migration_dry_run';
+COMMENT ON FUNCTION @extschema@.dd_migration_dry_run(text) IS
+    'Run the next batch of a migration and roll it back: the rows it would change, with the columns before and after';
+
+CREATE FUNCTION @extschema@.dd_migration_remaining(name text)
+RETURNS bigint
+LANGUAGE C
+STABLE
+AS 'MODULE_PATHNAME', 'dd_migration_remaining';
+COMMENT ON FUNCTION @extschema@.dd_migration_remaining(text) IS
+    'The planner''s estimate of the rows a migration still has to do (0 once completed); costs a plan, never a scan';
+
+CREATE FUNCTION @extschema@.dd_migration_keep_in_step()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'dd_migration_keep_in_step';
+COMMENT ON FUNCTION @extschema@.dd_migration_keep_in_step() IS
+    'Statement trigger a keep_in_step migration puts on its table while it runs: applies the SET list to the rows just written that the filter selects';
+
+CREATE VIEW @extschema@.dd_migration_progress AS
+SELECT m.name,
+       m.relation,
+       CASE WHEN m.status OPERATOR(pg_catalog.=) 'running' AND NOT EXISTS (
+                SELECT 1 FROM pg_catalog.pg_locks l
+                 WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory'
+                   AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                          WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+                   AND l.classid OPERATOR(pg_catalog.=) 1684303207::oid
+                   AND l.objid OPERATOR(pg_catalog.=) m.id::oid
+                   AND l.objsubid OPERATOR(pg_catalog.=) 2
+                   AND l.granted)
+            THEN 'paused' ELSE m.status END AS status,
+       m.processed,
+       r.remaining,
+       CASE WHEN m.run_processed OPERATOR(pg_catalog.>) 0
+                 AND m.updated_at OPERATOR(pg_catalog.>) m.started_at
+            THEN pg_catalog.round((m.run_processed::numeric OPERATOR(pg_catalog./)
+                 pg_catalog.date_part('epoch', m.updated_at OPERATOR(pg_catalog.-) m.started_at)::numeric), 1)
+       END AS rows_per_second,
+       CASE WHEN m.status OPERATOR(pg_catalog.=) 'completed' THEN '0'::interval
+            WHEN m.run_processed OPERATOR(pg_catalog.>) 0
+                 AND m.updated_at OPERATOR(pg_catalog.>) m.started_at
+            THEN pg_catalog.make_interval(secs => (r.remaining::float8 OPERATOR(pg_catalog.*)
+                 pg_catalog.date_part('epoch', m.updated_at OPERATOR(pg_catalog.-) m.started_at)
+                 OPERATOR(pg_catalog./) m.run_processed::float8))
+       END AS eta,
+       m.batches,
+       m.passes,
+       m.error,
+       m.runner_pid,
+       m.run_after,
+       m.keep_in_step,
+       m.created_at,
+       m.started_at,
+       m.updated_at,
+       m.completed_at
+  FROM @extschema@.migrations m,
+       LATERAL (SELECT CASE WHEN m.status OPERATOR(pg_catalog.=) 'completed' THEN 0::bigint
+                            ELSE @extschema@.dd_migration_remaining(m.name) END AS remaining) r;
+COMMENT ON VIEW @extschema@.dd_migration_progress IS
+    'Every migration with its status (a running one whose runner is gone shows as paused), rows processed, estimated rows remaining, rate, ETA and last error';
+
+-- Nothing for PUBLIC: dd_grant_migration_role gives a role the functions.
+REVOKE ALL ON FUNCTION @extschema@.dd_migration_create(text, regclass, text, text, int, text, boolean),
+    @extschema@.dd_migration_start(text),
+    @extschema@.dd_migration_cancel(text),
+    @extschema@.dd_migration_drop(text),
+    @extschema@.dd_migration_dry_run(text),
+    @extschema@.dd_migration_remaining(text),
+    @extschema@.dd_migration_keep_in_step() FROM PUBLIC;
+REVOKE ALL ON PROCEDURE @extschema@.dd_migration_run(text, int) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.dd_grant_migration_role(role name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) role) THEN
+        RAISE EXCEPTION 'role "%" does not exist', role
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create the role first, for example CREATE ROLE deployer LOGIN.';
+    END IF;
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA @extschema@ TO %I', role);
+    EXECUTE pg_catalog.format($g$GRANT EXECUTE ON FUNCTION
+        @extschema@.dd_migration_create(text, regclass, text, text, int, text, boolean),
+        @extschema@.dd_migration_start(text),
+        @extschema@.dd_migration_cancel(text),
+        @extschema@.dd_migration_drop(text),
+        @extschema@.dd_migration_dry_run(text),
+        @extschema@.dd_migration_remaining(text)
+        TO %I$g$, role);
+    EXECUTE pg_catalog.format(
+        'GRANT EXECUTE ON PROCEDURE @extschema@.dd_migration_run(text, int) TO %I', role);
+    EXECUTE pg_catalog.format(
+        'GRANT SELECT ON @extschema@.dd_migration_progress TO %I', role);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.dd_grant_migration_role(name) IS
+    'Give a role the migration functions and the progress view; its batches still run with its own privileges on the tables';
+REVOKE ALL ON FUNCTION @extschema@.dd_grant_migration_role(name) FROM PUBLIC;
