@@ -135,7 +135,9 @@ exact "$done_rows 1 $done_rows" "after the crash: updated rows = processed ($don
 # 3. a server restart mid-run.
 PGUSER=dd_deployer q "$db" "SELECT dd_migration_start('bump')" >/dev/null
 wait_for "SELECT processed >= $done_rows + 2000 FROM migrations WHERE name = 'bump'"
-as_pg "$DD_BINDIR/pg_ctl" -D "$DD_DATADIR" -m fast -w restart >/dev/null
+# (-l again: pg_ctl restart does not remember the log file, and later
+# tests read the server log)
+as_pg "$DD_BINDIR/pg_ctl" -D "$DD_DATADIR" -l "$DD_DATADIR/server.log" -m fast -w restart >/dev/null
 wait_server
 ok $? "a server restart mid-run"
 wait_for "SELECT status = 'paused' FROM dd_migration_progress WHERE name = 'bump'"
