@@ -115,6 +115,13 @@ PG_FUNCTION_INFO_V1(dd_migration_drop);
 
 PGDLLEXPORT void dd_migration_worker_main(Datum main_arg);
 
+/* An UPDATE's RETURNING list: a ReturningClause from PostgreSQL 18 on */
+#if PG_VERSION_NUM >= 180000
+#define UpdateReturning(upd) ((upd)->returningClause != NULL)
+#else
+#define UpdateReturning(upd) ((upd)->returningList != NIL)
+#endif
+
 /* First key of a runner's advisory lock ('ddmg'); the second is the id. */
 #define DD_MIGRATION_LOCK_KEY	1684303207
 
@@ -334,7 +341,11 @@ PrimaryKey(Oid relid, char ***keys, char ***types)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("relation \"%s\" is not a table",
 						RelationGetRelationName(rel))));
+#if PG_VERSION_NUM >= 180000
+	pkoid = RelationGetPrimaryKeyIndex(rel, false);
+#else
 	pkoid = RelationGetPrimaryKeyIndex(rel);
+#endif
 	if (!OidIsValid(pkoid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -734,7 +745,7 @@ CheckExpressions(Migration *m)
 	upd = (UpdateStmt *) ParseAlone(psprintf("UPDATE %s SET\n%s\n", m->rel, m->set_sql),
 									"set_sql", "a SET list: column = expression, ...",
 									T_UpdateStmt);
-	if (upd->whereClause || upd->fromClause || upd->returningList || upd->withClause)
+	if (upd->whereClause || upd->fromClause || UpdateReturning(upd) || upd->withClause)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("set_sql must be a SET list: column = expression, ...")));
@@ -1281,6 +1292,41 @@ ReportActivity(RunCtx *rc, Migration *m)
 }
 
 /*
+ * RunBatch
+ *		One batch in a subtransaction: released when it applied, rolled
+ *		back when the migration was canceled meanwhile or the batch failed
+ *		(then *error is the error, copied into the run's context).
+ */
+static BatchResult
+RunBatch(RunCtx *rc, Migration *m, int64 *pass_updated, int *empty_passes,
+		 ErrorData **error)
+{
+	volatile BatchResult result = BATCH_MORE;
+
+	*error = NULL;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(rc->batchcxt);
+	PG_TRY();
+	{
+		result = DoBatch(rc, m, pass_updated, empty_passes);
+		if (result == BATCH_STOPPED)
+			RollbackAndReleaseCurrentSubTransaction();
+		else
+			ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		batch_in_progress = NULL;
+		MemoryContextSwitchTo(rc->runcxt);
+		*error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
  * RunOne
  *		Run migration name until it completes, is canceled or the batch
  *		budget is spent.  Returns true when it completed.  A batch that
@@ -1295,6 +1341,7 @@ RunOne(RunCtx *rc, const char *name, bool have_lock, ErrorData **error)
 	volatile BatchResult result = BATCH_MORE;
 	ErrorData  *volatile edata = NULL;
 	volatile bool paused = false;
+	ErrorData  *batch_error;
 	int64	   *pass_updated;
 	int		   *empty_passes;
 
@@ -1328,26 +1375,8 @@ RunOne(RunCtx *rc, const char *name, bool have_lock, ErrorData **error)
 			CHECK_FOR_INTERRUPTS();
 			MemoryContextReset(rc->batchcxt);
 			ReportActivity(rc, m);
-
-			BeginInternalSubTransaction(NULL);
-			MemoryContextSwitchTo(rc->batchcxt);
-			PG_TRY();
-			{
-				result = DoBatch(rc, m, pass_updated, empty_passes);
-				if (result == BATCH_STOPPED)
-					RollbackAndReleaseCurrentSubTransaction();
-				else
-					ReleaseCurrentSubTransaction();
-			}
-			PG_CATCH();
-			{
-				batch_in_progress = NULL;
-				MemoryContextSwitchTo(rc->runcxt);
-				edata = CopyErrorData();
-				FlushErrorState();
-				RollbackAndReleaseCurrentSubTransaction();
-			}
-			PG_END_TRY();
+			result = RunBatch(rc, m, pass_updated, empty_passes, &batch_error);
+			edata = batch_error;
 			MemoryContextSwitchTo(rc->runcxt);
 
 			if (edata != NULL || result == BATCH_STOPPED)
@@ -1489,7 +1518,7 @@ static void
 LaunchFail(MigrationLaunch *launch, ErrorData *edata)
 {
 	launch->sqlstate = edata->sqlerrcode;
-	strlcpy(launch->message, edata->message, sizeof(launch->message));
+	snprintf(launch->message, sizeof(launch->message), "%s", edata->message);
 	pg_write_barrier();
 	pg_atomic_write_u32(&launch->state, LAUNCH_FAILED);
 }
@@ -1674,17 +1703,17 @@ dd_migration_start(PG_FUNCTION_ARGS)
 	launch->session_user = GetSessionUserId();
 	launch->caller = env.caller;
 	launch->nspid = env.nspid;
-	strlcpy(launch->name, name, sizeof(launch->name));
+	snprintf(launch->name, sizeof(launch->name), "%s", name);
 	pg_atomic_init_u32(&launch->state, LAUNCH_WAITING);
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "dd_clipper", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "dd_migration_worker_main", BGW_MAXLEN);
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "%s", "dd_clipper");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", "dd_migration_worker_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "dd_clipper migration %d", m->id);
-	strlcpy(worker.bgw_type, "dd_clipper migration", BGW_MAXLEN);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", "dd_clipper migration");
 	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
 	worker.bgw_notify_pid = MyProcPid;
 
