@@ -22,6 +22,7 @@ PG_MODULE_MAGIC;
 
 /* dd_clipper.key_touch_interval: see dd_clipper.h */
 int			dd_key_touch_interval = 60;
+int			dd_migration_batch_pause = 0;
 
 /* dd_clipper.user_id: read by the row-level security policies only */
 static char *dd_user_id = NULL;
@@ -48,6 +49,21 @@ _PG_init(void)
 							INT_MAX / 1000,
 							PGC_USERSET,
 							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dd_clipper.migration_batch_pause",
+							"Pause between two batches of a migration run.",
+							"A run (CALL dd_migration_run, or the worker of "
+							"dd_migration_start, which takes the value of the session that "
+							"started it) waits this long after each committed batch, "
+							"holding no snapshot and no lock, to leave room for the "
+							"application's own writes.",
+							&dd_migration_batch_pause,
+							0,
+							0,
+							60000,
+							PGC_USERSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("dd_clipper.user_id",

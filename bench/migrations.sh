@@ -22,7 +22,8 @@
 #
 # Environment: DD_BENCH_PORT (54416), DD_BENCH_ROUNDS (3), DD_BENCH_SECONDS
 # (20), DD_BENCH_CLIENTS (8), DD_BENCH_ROWS (1000000), DD_BENCH_SYNC
-# (synchronous_commit, on).  About ROUNDS * (2 * SECONDS + 100) seconds.
+# (synchronous_commit, on), DD_BENCH_PAUSE (the backfill's
+# dd_clipper.migration_batch_pause, 0ms).  About ROUNDS * (2 * SECONDS + 100) seconds.
 set -euo pipefail
 
 source "$(dirname "$0")/../scripts/lib.sh"
@@ -34,6 +35,7 @@ seconds=${DD_BENCH_SECONDS:-20}
 clients=${DD_BENCH_CLIENTS:-8}
 rows=${DD_BENCH_ROWS:-1000000}
 sync=${DD_BENCH_SYNC:-on}
+pause=${DD_BENCH_PAUSE:-0ms}
 work=$DD_ROOT/tmp_bench_migrations
 out=$DD_ROOT/bench/results
 mkdir -p "$out"
@@ -58,8 +60,10 @@ cols=$(for r in $(seq 1 "$rounds"); do printf ', slug_%d text' "$r"; done)
 q "CREATE TABLE docs (user_id text NOT NULL, id bigint NOT NULL, title text NOT NULL $cols,
                       PRIMARY KEY (user_id, id));
    INSERT INTO docs (user_id, id, title)
-   SELECT 'u' || (g % 10000), g, 'Document number ' || g FROM generate_series(1, $rows) g;
-   VACUUM ANALYZE docs; CHECKPOINT;"
+   SELECT 'u' || (g % 10000), g, 'Document number ' || g FROM generate_series(1, $rows) g;"
+# VACUUM cannot share psql -c's implicit transaction.
+q "VACUUM ANALYZE docs"
+q "CHECKPOINT"
 
 # charges: one pgbench run; prints its TPS, fails on any failed transaction.
 charges() {
@@ -87,7 +91,7 @@ for round in $(seq 1 "$rounds"); do
     q "TRUNCATE api_usage_log; CHECKPOINT" >/dev/null
     if [ $((round % 2)) -eq 1 ]; then alone=$(charges); fi
 
-    q "SELECT dd_migration_start('$m')" >/dev/null
+    q "SET dd_clipper.migration_batch_pause = '$pause'; SELECT dd_migration_start('$m')" >/dev/null
     sleep 1
     p0=$(processed "$m"); t0=$(now)
     with=$(charges)
@@ -118,7 +122,8 @@ share=$(tail -n +2 "$raw" | awk -F'\t' '{ print $3 / $2 }' | sort -g | awk '{ v[
 
 echo
 echo "Medians over $rounds rounds; $(nproc) cores, fsync on, synchronous_commit $sync,"
-echo "$clients clients, ${seconds}s pgbench runs, $rows rows, batches of 100, $(date -u +%Y-%m-%d)."
+echo "$clients clients, ${seconds}s pgbench runs, $rows rows, batches of 100,"
+echo "dd_clipper.migration_batch_pause $pause, $(date -u +%Y-%m-%d)."
 echo "Raw: ${raw#"$DD_ROOT"/}."
 echo
 echo "| clients alone (TPS) | clients with the backfill (TPS) | share kept | backfill with clients (rows/s) | backfill alone (rows/s) |"

@@ -79,7 +79,28 @@ BEGIN;
 CALL dd_migration_run('slugs');
 ROLLBACK;
 CALL dd_migration_run('slugs', 0);
+-- dd_clipper.migration_batch_pause waits between batches: one pause here,
+-- between the two (none after the last batch of a run).
+SET dd_clipper.migration_batch_pause = '300ms';
+SELECT clock_timestamp() AS t0 \gset
 CALL dd_migration_run('slugs', 2);
+SELECT clock_timestamp() - :'t0' >= interval '300ms' AS paused_between_batches;
+RESET dd_clipper.migration_batch_pause;
+-- At most a minute, never negative (22023; the message varies by version).
+DO $$
+DECLARE v text;
+BEGIN
+    FOREACH v IN ARRAY ARRAY['61s', '-1', 'soon'] LOOP
+        BEGIN
+            PERFORM set_config('dd_clipper.migration_batch_pause', v, false);
+            RAISE NOTICE '% accepted', v;
+        EXCEPTION WHEN invalid_parameter_value THEN
+            RAISE NOTICE '% refused: %', v, SQLSTATE;
+        END;
+    END LOOP;
+END
+$$;
+SHOW dd_clipper.migration_batch_pause;
 SELECT status, processed, batches, passes, remaining >= 0 AS has_estimate
 FROM dd_migration_progress;
 SELECT cursor FROM migrations;

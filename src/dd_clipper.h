@@ -17,6 +17,7 @@
 
 /* Settings (defined in dd_clipper.c) */
 extern int	dd_key_touch_interval;	/* seconds */
+extern int	dd_migration_batch_pause;	/* milliseconds */
 
 /*
  * Limits on text arguments, in characters.  Documented in the README; an

@@ -100,6 +100,7 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
 #include "dd_clipper.h"
@@ -189,6 +190,7 @@ typedef struct MigrationLaunch
 	Oid			session_user;	/* the worker connects as this login role */
 	Oid			caller;			/* and runs the batches as this role */
 	Oid			nspid;
+	int			pause_ms;		/* dd_clipper.migration_batch_pause */
 	char		name[DD_MAX_MIGRATION_NAME * 4 + 1];
 	pg_atomic_uint32 state;
 	int			sqlstate;
@@ -1002,25 +1004,56 @@ typedef struct RunCtx
 	MemoryContext batchcxt;		/* reset before every batch */
 	int64		max_batches;	/* -1: no limit */
 	int64		batches;		/* batches committed by this run */
+	int			pause_ms;		/* wait after each batch that is not the last */
 	const char *current;		/* the migration being run */
 } RunCtx;
 
 /*
- * NextTransaction
- *		Commit and begin the next transaction: through SPI_commit in a
- *		procedure, by hand in the worker.  SPI stays connected.
+ * Pause
+ *		Wait pause_ms milliseconds (dd_clipper.migration_batch_pause),
+ *		between two transactions, so the wait holds no lock and no
+ *		snapshot.  Interrupts (a cancel, pg_terminate_backend) end it.
  */
 static void
-NextTransaction(RunCtx *rc)
+Pause(int pause_ms)
+{
+	TimestampTz end;
+	long		left;
+
+	if (pause_ms <= 0)
+		return;
+	end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pause_ms);
+	while ((left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end)) > 0)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * NextTransaction
+ *		Commit and begin the next transaction: through SPI_commit in a
+ *		procedure, by hand in the worker.  SPI stays connected.  With
+ *		pause, wait rc->pause_ms in between.
+ */
+static void
+NextTransaction(RunCtx *rc, bool pause)
 {
 	if (!rc->worker)
 	{
 		SPI_commit();
+		/* the new transaction has no snapshot yet: the wait holds none */
+		if (pause)
+			Pause(rc->pause_ms);
 		return;
 	}
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	if (pause)
+		Pause(rc->pause_ms);
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1364,7 +1397,7 @@ RunOne(RunCtx *rc, const char *name, bool have_lock, ErrorData **error)
 	PG_TRY();
 	{
 		Claim(rc, m);
-		NextTransaction(rc);
+		NextTransaction(rc, false);
 		for (;;)
 		{
 			if (rc->max_batches >= 0 && rc->batches >= rc->max_batches)
@@ -1382,7 +1415,9 @@ RunOne(RunCtx *rc, const char *name, bool have_lock, ErrorData **error)
 			if (edata != NULL || result == BATCH_STOPPED)
 				break;
 			rc->batches++;
-			NextTransaction(rc);
+			/* no pause after the last batch of the run */
+			NextTransaction(rc, result != BATCH_COMPLETED &&
+							(rc->max_batches < 0 || rc->batches < rc->max_batches));
 			if (result == BATCH_COMPLETED)
 				break;
 		}
@@ -1401,7 +1436,7 @@ RunOne(RunCtx *rc, const char *name, bool have_lock, ErrorData **error)
 			(result == BATCH_COMPLETED || result == BATCH_STOPPED ||
 			 (edata != NULL && edata->sqlerrcode != ERRCODE_QUERY_CANCELED)))
 			KeepInStep(rc, m, false);
-		NextTransaction(rc);
+		NextTransaction(rc, false);
 	}
 	PG_CATCH();
 	{
@@ -1476,6 +1511,7 @@ dd_migration_run(PG_FUNCTION_ARGS)
 				 errhint("Inside a transaction, dd_migration_start runs the migration in a background worker.")));
 	name = MigrationTextArg(fcinfo, 0, "name", DD_MAX_MIGRATION_NAME);
 	rc.max_batches = -1;
+	rc.pause_ms = dd_migration_batch_pause;
 	if (!PG_ARGISNULL(1))
 	{
 		rc.max_batches = PG_GETARG_INT32(1);
@@ -1596,6 +1632,7 @@ dd_migration_worker_main(Datum main_arg)
 	rc.env = &env;
 	rc.worker = true;
 	rc.max_batches = -1;
+	rc.pause_ms = params.pause_ms;
 	rc.runcxt = AllocSetContextCreate(workcxt, "dd_clipper migration run", ALLOCSET_DEFAULT_SIZES);
 	rc.batchcxt = AllocSetContextCreate(rc.runcxt, "dd_clipper migration batch", ALLOCSET_DEFAULT_SIZES);
 	rc.current = params.name;
@@ -1703,6 +1740,7 @@ dd_migration_start(PG_FUNCTION_ARGS)
 	launch->session_user = GetSessionUserId();
 	launch->caller = env.caller;
 	launch->nspid = env.nspid;
+	launch->pause_ms = dd_migration_batch_pause;
 	snprintf(launch->name, sizeof(launch->name), "%s", name);
 	pg_atomic_init_u32(&launch->state, LAUNCH_WAITING);
 

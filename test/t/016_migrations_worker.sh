@@ -15,7 +15,7 @@
 set -u
 source "$DD_ROOT/test/lib/tap.bash"
 
-plan 23
+plan 24
 
 db=dd_migration_worker
 fresh_db "$db"
@@ -74,6 +74,15 @@ wait_for "SELECT status = 'completed' FROM dd_migration_progress WHERE name = 'w
 ok $? "the worker completes it again (a completed migration re-scans)"
 is "$(q "$db" "SELECT string_agg(DISTINCT who, ',') FROM docs")" "dd_deployer" \
    "the batches ran as the role set, not as the session's superuser"
+
+# The worker takes dd_clipper.migration_batch_pause from the session that
+# started it: 1,000 rows in batches of 100 wait at least 9 times 200 ms.
+q "$db" "UPDATE docs SET n = 0, who = NULL" >/dev/null
+PGUSER=dd_deployer q "$db" "SET dd_clipper.migration_batch_pause = '200ms';
+                            SELECT dd_migration_start('who') > 0" >/dev/null
+wait_for "SELECT status = 'completed' FROM dd_migration_progress WHERE name = 'who'"
+is "$(q "$db" "SELECT completed_at - started_at >= interval '1800ms' FROM dd_migration_progress WHERE name = 'who'")" \
+   "t" "the worker pauses between batches as its starting session asked"
 
 q "$db" "UPDATE docs SET n = 0, who = NULL; REVOKE UPDATE ON docs FROM dd_deployer" >/dev/null
 PGUSER=dd_deployer q "$db" "SELECT dd_migration_start('who') > 0" >/dev/null
