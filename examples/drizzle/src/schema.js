@@ -11,11 +11,15 @@
 //   - identity maxValue 9223372036854775807 came as a JavaScript number
 //     (rounded to ...776000): written as a string;
 //   - the pull kept the sequences of tables its tablesFilter left out
-//     (credit_grants_id_seq, ...): removed.
-// Index operator classes are as pulled (drizzle-kit pairs some with the wrong
-// column); they matter only to drizzle-kit, which never creates these tables:
-// CREATE EXTENSION does.  test/schema.test.js pulls again and fails when this
-// file and the database part.
+//     (credit_grants_id_seq, ...): removed;
+//   - drizzle-kit reads a composite primary key's columns and the operator
+//     classes of an index's columns in no fixed order (from aggregates
+//     without ORDER BY), so the pull pairs some with the wrong column and
+//     gives (id, user_id) for (user_id, id), differently on PostgreSQL 15
+//     and 18: written as the extension creates them.
+// test/schema.test.js pulls again and fails when this file and the database
+// part (comparing primary keys in the catalog's order, and index columns
+// without their operator classes).
 //
 // Clips are written with db.insert(clips) / update / delete like any table;
 // the extension's triggers keep search, version and the notifications.
@@ -71,7 +75,7 @@ export const usageEvents = pgTable("usage_events", {
 	index("usage_events_received_at_brin").using("brin", table.receivedAt.asc().nullsLast().op("timestamptz_minmax_ops")),
 	uniqueIndex("usage_events_user_id_convex_id_key").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.convexId.asc().nullsLast().op("text_ops")).where(sql`(convex_id IS NOT NULL)`),
 	index("usage_events_user_id_occurred_at_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.occurredAt.desc().nullsFirst().op("timestamptz_ops")),
-	primaryKey({ columns: [table.id, table.userId], name: "usage_events_pkey"}),
+	primaryKey({ columns: [table.userId, table.id], name: "usage_events_pkey"}),
 	unique("usage_events_user_id_event_id_key").on(table.userId, table.eventId),
 	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))` }),
 ]);
@@ -95,7 +99,7 @@ export const apiUsageLog = pgTable("api_usage_log", {
 	index("api_usage_log_created_at_brin").using("brin", table.createdAt.asc().nullsLast().op("timestamptz_minmax_ops")),
 	uniqueIndex("api_usage_log_user_id_convex_id_key").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.convexId.asc().nullsLast().op("text_ops")).where(sql`(convex_id IS NOT NULL)`),
 	index("api_usage_log_user_id_created_at_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.createdAt.desc().nullsFirst().op("timestamptz_ops")),
-	primaryKey({ columns: [table.id, table.userId], name: "api_usage_log_pkey"}),
+	primaryKey({ columns: [table.userId, table.id], name: "api_usage_log_pkey"}),
 	unique("api_usage_log_user_id_request_id_key").on(table.userId, table.requestId),
 	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))` }),
 	check("api_usage_log_credits_check", sql`credits >= 0`),
@@ -128,9 +132,9 @@ export const clips = pgTable("clips", {
 	index("clips_search_idx").using("gin", table.search.asc().nullsLast().op("tsvector_ops")),
 	index("clips_tags_idx").using("gin", table.tags.asc().nullsLast().op("array_ops")),
 	uniqueIndex("clips_user_id_convex_id_key").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.convexId.asc().nullsLast().op("text_ops")).where(sql`(convex_id IS NOT NULL)`),
-	index("clips_user_id_created_at_id_idx").using("btree", table.userId.asc().nullsLast().op("int8_ops"), table.createdAt.asc().nullsLast().op("text_ops"), table.id.asc().nullsLast().op("timestamptz_ops")).where(sql`(deleted_at IS NULL)`),
-	index("clips_user_id_version_idx").using("btree", table.userId.asc().nullsLast().op("int8_ops"), table.version.asc().nullsLast().op("text_ops")),
-	primaryKey({ columns: [table.id, table.userId], name: "clips_pkey"}),
+	index("clips_user_id_created_at_id_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.createdAt.asc().nullsLast().op("timestamptz_ops"), table.id.asc().nullsLast().op("int8_ops")).where(sql`(deleted_at IS NULL)`),
+	index("clips_user_id_version_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.version.asc().nullsLast().op("int8_ops")),
+	primaryKey({ columns: [table.userId, table.id], name: "clips_pkey"}),
 	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))`, withCheck: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))`  }),
 	check("clips_blob_sha256_check", sql`octet_length(blob_sha256) = 32`),
 	check("clips_blob_size_check", sql`blob_size >= 0`),
