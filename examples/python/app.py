@@ -9,6 +9,7 @@ arguments read them.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import psycopg
@@ -76,10 +77,13 @@ def metered_app(pool: ConnectionPool, endpoint: str, cost: int,
             start_response(f"{status} {_REASONS[status]}", headers)
             return iter([json.dumps(body).encode()])
 
+        # The client's idempotency key, or one of our own: a charge needs a
+        # request id to be refunded.
+        request_id = environ.get("HTTP_IDEMPOTENCY_KEY") or str(uuid.uuid4())
         try:
             with pool.connection() as conn:
                 auth = dd.authorize_and_charge(conn, api_key, amount=cost, endpoint=endpoint,
-                                               request_id=environ.get("HTTP_IDEMPOTENCY_KEY"))
+                                               request_id=request_id)
         except psycopg.DataError as err:    # SQLSTATE class 22: a bad argument
             return respond(400, {"error": "bad_request", "message": err.diag.message_primary})
         if auth.code != "VALID":
@@ -91,7 +95,15 @@ def metered_app(pool: ConnectionPool, endpoint: str, cost: int,
         headers.append(("X-Credits-Remaining", str(auth.balance)))
         if auth.replayed:    # a retry of a charged request: answered again, charged once
             headers.append(("Idempotent-Replayed", "true"))
-        return respond(200, work(auth.user_id, auth.key_id))
+        try:
+            body = work(auth.user_id, auth.key_id)
+        except Exception:
+            # The work failed: the credits go back (once), the server answers 500.
+            if not auth.replayed:
+                with pool.connection() as conn:
+                    dd.refund_credit(conn, auth.user_id, request_id, reason="request failed")
+            raise
+        return respond(200, body)
 
     return app
 

@@ -163,6 +163,12 @@ class ApiKeys(Base):
             status, body, headers = call(keys["VALID"], "http-VALID")
             self.assertEqual((status, headers.get("Idempotent-Replayed"), headers["X-Credits-Remaining"]),
                              (200, "true", "1"), "a retry is answered, charged once")
+            def broken(user_id: str, key_id: int) -> dict:
+                raise RuntimeError("model down")
+            endpoint = app.metered_app(pool, "/v1/clip", 1, broken)
+            with self.assertRaisesRegex(RuntimeError, "model down"):
+                call(keys["VALID"], "http-broken")
+            self.assertEqual(dd.credit_balance(self.conn, user), 1, "the failed request's credit came back")
             status, body, _ = call(keys["VALID"], "x" * 300)
             self.assertEqual(status, 400)
             self.assertIn("request_id is too long", body["message"])

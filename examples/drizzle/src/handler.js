@@ -6,7 +6,8 @@
 // in `Authorization: Bearer <key>`, the client's idempotency key in
 // `Idempotency-Key`; dd_authorize_and_charge verifies the key, charges its
 // user and logs the request in one round trip, and each code maps to a status:
-import { authorizeAndCharge, sqlState } from "./dd.js";
+import { randomUUID } from "node:crypto";
+import { authorizeAndCharge, refundCredit, sqlState } from "./dd.js";
 
 /**
  * Status and error for each code that stops a request.  The four key codes
@@ -46,14 +47,12 @@ export function meteredHandler(db, { endpoint, cost = 1, work }) {
   return async (request) => {
     const header = request.headers.get("authorization") ?? "";
     const apiKey = header.startsWith("Bearer ") ? header.slice(7) : null;
+    // The client's idempotency key, or one of our own: a charge needs a
+    // request id to be refunded.
+    const requestId = request.headers.get("idempotency-key") ?? randomUUID();
     let auth;
     try {
-      auth = await authorizeAndCharge(db, {
-        apiKey,
-        amount: cost,
-        requestId: request.headers.get("idempotency-key"),
-        endpoint,
-      });
+      auth = await authorizeAndCharge(db, { apiKey, amount: cost, requestId, endpoint });
     } catch (err) {
       // An argument the function refused (an idempotency key over 256
       // characters, ...): the client's fault, with the function's message.
@@ -73,7 +72,16 @@ export function meteredHandler(db, { endpoint, cost = 1, work }) {
     // A retry of a request charged before (same Idempotency-Key): charged
     // once, answered again (Stripe's Idempotent-Replayed header).
     if (auth.replayed) Object.assign(headers, { "idempotent-replayed": "true" });
-    const body = await work({ userId: /** @type {string} */ (auth.userId), keyId: /** @type {number} */ (auth.keyId) });
+    const userId = /** @type {string} */ (auth.userId);
+    let body;
+    try {
+      body = await work({ userId, keyId: /** @type {number} */ (auth.keyId) });
+    } catch (err) {
+      // The work failed: the credits go back (once, whatever the retries),
+      // and the framework answers 500.
+      if (!auth.replayed) await refundCredit(db, { userId, requestId, reason: "request failed" });
+      throw err;
+    }
     return json(200, body, headers);
   };
 }

@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { eq, sql } from "drizzle-orm";
-import { authorizeAndCharge, createApiKey, grantCredit, revokeApiKey, verifyApiKey } from "../src/dd.js";
+import { authorizeAndCharge, createApiKey, creditBalance, grantCredit, revokeApiKey, verifyApiKey } from "../src/dd.js";
 import { meteredHandler, REFUSALS } from "../src/handler.js";
 import { apiKeys } from "../src/schema.js";
 import { connectNodePg } from "../src/db.js";
@@ -97,6 +97,11 @@ test("authorizeAndCharge maps MALFORMED, NOT_FOUND, REVOKED, EXPIRED and INSUFFI
     assert.equal(retry.status, 200);
     assert.equal(retry.headers.get("idempotent-replayed"), "true");
     assert.equal(retry.headers.get("x-credits-remaining"), "1", "nothing charged again");
+    // The work fails: the credits go back.
+    const failing = meteredHandler(db, { endpoint: "/v1/clip", cost: 1, work: async () => { throw new Error("model down"); } });
+    await assert.rejects(failing(new Request("http://api.test/v1/clip", { headers: { authorization: `Bearer ${keys.VALID}` } })), /model down/);
+    assert.equal((await verifyApiKey(db, keys.VALID)).valid, true);
+    assert.equal(await creditBalance(db, userId), 1, "refunded");
     // No key at all, and a bad idempotency key.
     const none = await handler(new Request("http://api.test/v1/clip"));
     assert.equal(none.status, 401);
