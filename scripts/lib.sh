@@ -104,6 +104,17 @@ dd_install_packages() {
     [ -x "$PG_CONFIG" ] || dd_die "no $PG_CONFIG"
 }
 
+# dd_install_example_packages: what the client examples' tests need
+# (test/t/060_examples.sh): Debian's psycopg 3 for /usr/bin/python3, and
+# Node.js with npm unless the machine has them (a Node.js installed from
+# elsewhere brings its own npm, which Debian's npm package conflicts with).
+dd_install_example_packages() {
+    local packages=(python3-psycopg python3-psycopg-pool)
+    command -v node >/dev/null || packages+=(nodejs)
+    command -v npm >/dev/null || packages+=(npm)
+    dd_apt_install "${packages[@]}"
+}
+
 # dd_debian_mirror: the Debian archive the system's apt sources already
 # name (deb.debian.org when none is found).
 dd_debian_mirror() {

@@ -8,7 +8,8 @@
 #   1. pg_regress        sql/*.sql against expected/*.out
 #   2. isolation specs   specs/*.spec
 #   3. pgTAP suites      test/pgtap/*.sql, run by pg_prove
-#   4. load, fault, dump and upgrade runs   test/t/*.sh, run by prove
+#   4. load, fault, dump and upgrade runs   test/t/*.sh, run by prove,
+#      with the client examples' tests (examples/drizzle, examples/python)
 # stops the cluster, prints "N passed, M failed" counting every test of every
 # runner (above it, behaviour tests and schema checks apart), and exits
 # non-zero on any failure.
@@ -27,6 +28,7 @@ passed=0
 failed=0
 
 dd_install_packages
+dd_install_example_packages
 dd_build
 dd_log "installing into $DD_RUN/install"
 bindir=$(dd_temp_install "$DD_RUN/install") || exit 1
