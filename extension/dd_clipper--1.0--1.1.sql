@@ -398,3 +398,67 @@ COMMENT ON FUNCTION @extschema@.dd_rotate_cursor_key(boolean) IS
 REVOKE ALL ON FUNCTION @extschema@.dd_rotate_cursor_key(boolean) FROM PUBLIC;
 
 -- ==== end cursor key rotation ====
+
+-- ==== Bad input: what test/t/070_bad_input.sh found ====
+
+-- The purge procedures ran one batch for a max_batches of zero or less,
+-- where the functions they call refuse it (22023); now they refuse it too.
+CREATE OR REPLACE PROCEDURE @extschema@.dd_purge_usage_events_proc(
+    older_than  interval,
+    batch_size  integer DEFAULT 10000,
+    max_batches integer DEFAULT NULL,
+    INOUT deleted bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    n       bigint;
+    batches integer := 0;
+BEGIN
+    IF max_batches OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'max_batches must be greater than zero'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('It is %s.', max_batches),
+                  HINT = 'Pass NULL to run until no old row is left.';
+    END IF;
+    deleted := 0;
+    LOOP
+        n := @extschema@.dd_purge_usage_events(older_than, batch_size, 1);
+        deleted := deleted OPERATOR(pg_catalog.+) n;
+        batches := batches OPERATOR(pg_catalog.+) 1;
+        COMMIT;
+        EXIT WHEN n OPERATOR(pg_catalog.<) batch_size
+            OR batches OPERATOR(pg_catalog.>=) max_batches;
+    END LOOP;
+END
+$proc$;
+
+CREATE OR REPLACE PROCEDURE @extschema@.dd_purge_usage_log_proc(
+    older_than  interval,
+    batch_size  integer DEFAULT 10000,
+    max_batches integer DEFAULT NULL,
+    INOUT deleted bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    n       bigint;
+    batches integer := 0;
+BEGIN
+    IF max_batches OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'max_batches must be greater than zero'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('It is %s.', max_batches),
+                  HINT = 'Pass NULL to run until no old row is left.';
+    END IF;
+    deleted := 0;
+    LOOP
+        n := @extschema@.dd_purge_usage_log(older_than, batch_size, 1);
+        deleted := deleted OPERATOR(pg_catalog.+) n;
+        batches := batches OPERATOR(pg_catalog.+) 1;
+        COMMIT;
+        EXIT WHEN n OPERATOR(pg_catalog.<) batch_size
+            OR batches OPERATOR(pg_catalog.>=) max_batches;
+    END LOOP;
+END
+$proc$;
+
+-- ==== end bad input ====
