@@ -298,6 +298,8 @@ COMMENT ON TABLE @extschema@.row_security_keys IS
 COMMENT ON COLUMN @extschema@.row_security_keys.retired_at IS
     'Set by dd_retire_claim_key: claims signed with this key no longer verify';
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.row_security_keys', 'WHERE false');
+-- The key ids go on after a restore, so no new key takes an old one's id.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.row_security_keys_key_id_seq', '');
 REVOKE ALL ON @extschema@.row_security_keys FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.dd_sign_claim(user_id text, expires_at timestamptz)
