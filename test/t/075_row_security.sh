@@ -28,7 +28,7 @@
 set -u
 source "$DD_ROOT/test/lib/tap.bash"
 
-plan 57
+plan 58
 
 db=dd_row_security
 fresh_db "$db"
@@ -116,6 +116,21 @@ t
 0
 0
 0" "SET, SET LOCAL, set_config, RESET of dd_clipper.user_id: no u2 row"
+
+q "$db" "ALTER ROLE rs_confined SET dd_clipper.user_id = 'u2'" >/dev/null
+is "$(as rs_confined <<SQL
+SELECT dd_claim_user_id() IS NULL;
+CREATE FUNCTION pg_temp.u2_rows() RETURNS bigint LANGUAGE sql
+    SET dd_clipper.user_id = 'u2' AS \$\$ $U2 \$\$;
+SHOW dd_clipper.user_id;
+SELECT pg_temp.u2_rows();
+$U2;
+SQL
+)" "t
+u2
+0
+0" "ALTER ROLE ... SET and a function's SET clause of dd_clipper.user_id: no u2 row"
+q "$db" "ALTER ROLE rs_confined RESET dd_clipper.user_id" >/dev/null
 
 is "$(as rs_confined <<SQL
 CREATE FUNCTION pg_temp.dd_claim_user_id() RETURNS text LANGUAGE sql AS \$\$ SELECT 'u2' \$\$;
