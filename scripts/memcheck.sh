@@ -11,7 +11,9 @@
 # --trace-children=yes), with PostgreSQL's own suppressions
 # (src/tools/valgrind.supp, taken from Debian's source package of the
 # PostgreSQL under test and cached in DD_CACHE), runs `make installcheck`
-# (sql/ and specs/) against it, stops it, and reads the valgrind logs.
+# (sql/ and specs/) and the runs that feed the extension untrusted input
+# (test/t/070_bad_input.sh, 075_row_security.sh, 076_cursor_key_rotation.sh)
+# against it, stops it, and reads the valgrind logs.
 #
 # Prints the suites' results, then "valgrind: N errors, M in dd_clipper"
 # (an error is in dd_clipper when a frame of its stack is in
@@ -93,13 +95,13 @@ dd_as_pg valgrind --quiet --tool=memcheck --trace-children=yes --track-origins=y
     -c fsync=off -c synchronous_commit=off -c max_connections=40 \
     -c max_prepared_transactions=10 -c shared_buffers=32MB \
     -c dynamic_shared_memory_type=posix -c max_parallel_workers_per_gather=0 \
-    >"$logdir/server.log" 2>&1 &
+    >"$datadir/server.log" 2>&1 &
 export PGHOST=$sockdir PGPORT=$port PGUSER=postgres DD_BINDIR=$bindir DD_DATADIR=$datadir
 for i in $(seq 1 600); do
     pg_isready -q -h "$sockdir" -p "$port" && break
     sleep 1
 done
-pg_isready -q -h "$sockdir" -p "$port" || { tail -20 "$logdir/server.log"; dd_die "the server did not start under valgrind"; }
+pg_isready -q -h "$sockdir" -p "$port" || { tail -20 "$datadir/server.log"; dd_die "the server did not start under valgrind"; }
 trap 'dd_as_pg "$bindir/pg_ctl" -D "$datadir" -m fast -w -t 600 stop >/dev/null 2>&1' EXIT
 
 regress_ok='\.\.\. +ok|^ok [0-9]+ +- '
@@ -114,10 +116,18 @@ make -s installcheck REGRESS= 2>&1 | tee "$logdir/isolation.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || suites_failed=1
 [ -f output_iso/regression.diffs ] && cp output_iso/regression.diffs "$logdir/isolation.diffs"
 
+# The runs that feed the extension untrusted input: every function x bad
+# input, the row-security escapes, the cursor key rotation.
+dd_log "test/t/070, 075, 076 under valgrind"
+DD_ROOT=$DD_ROOT prove -v --exec bash test/t/070_bad_input.sh test/t/075_row_security.sh \
+    test/t/076_cursor_key_rotation.sh 2>&1 | tee "$logdir/prove.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || suites_failed=1
+
 dd_as_pg "$bindir/pg_ctl" -D "$datadir" -m fast -w -t 600 stop >/dev/null 2>&1
 trap - EXIT
 took=$(( $(date +%s) - start ))
 cp "$vglogs"/*.log "$logdir/" 2>/dev/null
+cp "$datadir/server.log" "$logdir/server.log" 2>/dev/null
 
 # Each error is a block of lines "==PID== ..." that starts with a message
 # and ends with an empty "==PID== " line; its stack names the .so of each
@@ -151,5 +161,7 @@ perl -e '
     exit($ours > 0 ? 1 : 0);
 ' "$ours" "$logdir"/[0-9]*.log | tee "$logdir/summary"
 ours_rc=${PIPESTATUS[0]}
-echo "suites: $(grep -cE "$regress_ok" "$logdir/regress.log" "$logdir/isolation.log" | awk -F: '{s += $2} END {print s}') passed, $(grep -cE "$regress_bad" "$logdir/regress.log" "$logdir/isolation.log" | awk -F: '{s += $2} END {print s}') failed; $took s under valgrind" | tee -a "$logdir/summary"
+passed=$(( $(cat "$logdir/regress.log" "$logdir/isolation.log" | grep -cE "$regress_ok") + $(grep -cE '^ok [0-9]+' "$logdir/prove.log") ))
+failed=$(( $(cat "$logdir/regress.log" "$logdir/isolation.log" | grep -cE "$regress_bad") + $(grep -cE '^not ok [0-9]+' "$logdir/prove.log") ))
+echo "under valgrind: $passed passed, $failed failed (pg_regress, isolation, test/t/070, 075, 076); $took s" | tee -a "$logdir/summary"
 [ "$ours_rc" -eq 0 ] && [ "$suites_failed" -eq 0 ]
