@@ -505,16 +505,23 @@ dd_retire_claim_key(PG_FUNCTION_ARGS)
  *		extension's api_credits (dd_enable_row_security turns it on for all
  *		the per-user tables at once) and the outer role -- the session's
  *		role or the one SET ROLE chose, whatever SECURITY DEFINER switched
- *		to since -- neither owns the table nor has BYPASSRLS.
+ *		to since -- neither owns the table nor has BYPASSRLS.  Only from
+ *		1.1 on, when the extension has claims.
  */
 bool
 DdCallerConfined(Oid nspid)
 {
 	Oid			relid = get_relname_relid("api_credits", nspid);
 
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) ||
+		check_enable_rls(relid, GetOuterUserId(), true) != RLS_ENABLED)
 		return false;
-	return check_enable_rls(relid, GetOuterUserId(), true) == RLS_ENABLED;
+
+	/*
+	 * A database still on 1.0 (this library, before ALTER EXTENSION UPDATE)
+	 * has no claims to confine to: its functions keep 1.0's behaviour.
+	 */
+	return OidIsValid(get_relname_relid("row_security_keys", nspid));
 }
 
 /*
