@@ -28,7 +28,7 @@
 set -u
 source "$DD_ROOT/test/lib/tap.bash"
 
-plan 58
+plan 60
 
 db=dd_row_security
 fresh_db "$db"
@@ -337,6 +337,24 @@ COMMIT;
 SQL
 )" "u1
 10001|0" "with parallel query as cheap as it gets, the confined role sees exactly u1's clips"
+
+# A database still on 1.0, with this library: 1.0's behaviour whole until
+# ALTER EXTENSION UPDATE (its policies read the setting, its functions
+# are not confined); then the claim.
+db10=dd_row_security_10
+fresh_db "$db10"
+q "$db10" "CREATE EXTENSION dd_clipper VERSION '1.0';
+SELECT dd_grant_app_role('rs_confined');
+INSERT INTO clips (user_id, title) VALUES ('u1', 'a'), ('u2', 'b');
+SELECT dd_enable_row_security();" >/dev/null
+is "$(PGUSER=rs_confined psql -X -q -t -A -d "$db10" -c "SET dd_clipper.user_id = 'u1'" -c "SELECT count(*) FROM clips" -c "SELECT (dd_charge_credit('u2', 0)).ok")" \
+   "1
+f" "on 1.0 the setting still selects the rows, and the functions are not confined"
+q "$db10" "ALTER EXTENSION dd_clipper UPDATE" >/dev/null
+is "$(PGUSER=rs_confined psql -X -q -t -A -v VERBOSITY=sqlstate -d "$db10" -c "SET dd_clipper.user_id = 'u1'" -c "SELECT count(*) FROM clips" -c "SELECT (dd_charge_credit('u2', 0)).ok" 2>&1)" \
+   "0
+ERROR:  42501" "after ALTER EXTENSION UPDATE, the setting selects nothing and the functions are confined"
+q postgres "DROP DATABASE $db10" >/dev/null
 
 # The server is still up.
 is "$(q "$db" "SELECT 1")" 1 "the server is still up"
