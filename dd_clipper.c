@@ -24,7 +24,12 @@ PG_MODULE_MAGIC;
 int			dd_key_touch_interval = 60;
 int			dd_migration_batch_pause = 0;
 
-/* dd_clipper.user_id: read by the row-level security policies only */
+/*
+ * dd_clipper.user_id: read by the row-level security policies of 1.0 only.
+ * From 1.1 the policies read dd_claim_user_id() (src/row_security.c), which
+ * no SET can change; the setting stays so that a database still on 1.0
+ * keeps working with this library until ALTER EXTENSION ... UPDATE.
+ */
 static char *dd_user_id = NULL;
 
 void		_PG_init(void);
@@ -67,9 +72,9 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("dd_clipper.user_id",
-							   "The user whose rows row-level security lets this session see.",
-							   "Read by the policies that dd_enable_row_security() turns on; "
-							   "while it is empty, a confined role sees no rows.",
+							   "Version 1.0 only: the user whose rows row-level security lets this session see.",
+							   "Read by the policies of dd_clipper 1.0; from 1.1 the policies read "
+							   "the claim verified by dd_set_claim() instead, and ignore this.",
 							   &dd_user_id,
 							   "",
 							   PGC_USERSET,
@@ -77,4 +82,6 @@ _PG_init(void)
 							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("dd_clipper");
+
+	DdRowSecurityInit();
 }

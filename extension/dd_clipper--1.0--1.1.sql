@@ -268,3 +268,199 @@ $$;
 COMMENT ON FUNCTION @extschema@.dd_grant_migration_role(name) IS
     'Give a role the migration functions and the progress view; its batches still run with its own privileges on the tables';
 REVOKE ALL ON FUNCTION @extschema@.dd_grant_migration_role(name) FROM PUBLIC;
+
+-- ==== Row security: a signed claim instead of a setting anyone can SET (src/row_security.c) ====
+
+--
+-- 1.0's policies compared user_id with the setting dd_clipper.user_id, and
+-- any role can SET any setting of its own session, so a confined role could
+-- read another user's rows by naming that user.  From 1.1 the policies
+-- compare user_id with dd_claim_user_id(): the user of a claim that
+-- dd_set_claim() verified in the current transaction (HMAC-SHA256 under a
+-- secret in row_security_keys, which only the extension's owner can read).
+-- The claim lives in the backend's memory for one transaction; no SET,
+-- RESET or function SET clause reaches it.
+--
+
+-- The secrets that sign claims.  The newest key that is not retired signs;
+-- every key that is not retired verifies.  Registered for pg_dump without
+-- its rows: a restored database makes a fresh key (below), and claims made
+-- for the old one stop verifying (they are meant to live for minutes).
+CREATE TABLE @extschema@.row_security_keys (
+    key_id          integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    secret          bytea NOT NULL
+                    CONSTRAINT row_security_keys_secret_check CHECK (pg_catalog.octet_length(secret) OPERATOR(pg_catalog.=) 32),
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    retired_at      timestamptz
+);
+COMMENT ON TABLE @extschema@.row_security_keys IS
+    'Secrets (HMAC-SHA256) that sign row-security claims; readable only by the extension owner. The newest active key signs, every active key verifies';
+COMMENT ON COLUMN @extschema@.row_security_keys.retired_at IS
+    'Set by dd_retire_claim_key: claims signed with this key no longer verify';
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.row_security_keys', 'WHERE false');
+-- The key ids go on after a restore, so no new key takes an old one's id.
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.row_security_keys_key_id_seq', '');
+REVOKE ALL ON @extschema@.row_security_keys FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.dd_sign_claim(user_id text, expires_at timestamptz)
+RETURNS text
+AS 'MODULE_PATHNAME', 'dd_sign_claim'
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER;
+COMMENT ON FUNCTION @extschema@.dd_sign_claim(text, timestamptz) IS
+    'A token that lets a transaction act for user_id until expires_at (HMAC-SHA256 with the newest active key); for trusted roles only';
+
+CREATE FUNCTION @extschema@.dd_set_claim(token text)
+RETURNS text
+AS 'MODULE_PATHNAME', 'dd_set_claim'
+LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER;
+COMMENT ON FUNCTION @extschema@.dd_set_claim(text) IS
+    'Verify a dd_sign_claim token (key, signature, expiry) and act for its user until the end of this transaction; returns the user';
+
+CREATE FUNCTION @extschema@.dd_claim_user_id()
+RETURNS text
+AS 'MODULE_PATHNAME', 'dd_claim_user_id'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION @extschema@.dd_claim_user_id() IS
+    'The user of the claim verified in this transaction, or NULL; the row-level security policies compare user_id with it';
+
+CREATE FUNCTION @extschema@.dd_clear_claim()
+RETURNS void
+AS 'MODULE_PATHNAME', 'dd_clear_claim'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dd_clear_claim() IS
+    'Act for no user from now on in this transaction';
+
+CREATE FUNCTION @extschema@.dd_rotate_claim_key()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'dd_rotate_claim_key'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dd_rotate_claim_key() IS
+    'Add a new row security secret, which signs every claim from now on; returns its key_id. Older keys verify until retired';
+
+CREATE FUNCTION @extschema@.dd_retire_claim_key(key_id integer)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dd_retire_claim_key'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dd_retire_claim_key(integer) IS
+    'Retire a row security key: claims it signed stop verifying; true if this call retired it';
+
+-- Verifying and reading the claim is for everyone: a role subject to the
+-- policies must be able to run the function they call, and a claim can only
+-- come from a signer.  Signing and the keys are for the owner, who grants
+-- dd_sign_claim to the roles it trusts.
+REVOKE ALL ON FUNCTION @extschema@.dd_sign_claim(text, timestamptz),
+    @extschema@.dd_rotate_claim_key(),
+    @extschema@.dd_retire_claim_key(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.dd_set_claim(text),
+    @extschema@.dd_claim_user_id(),
+    @extschema@.dd_clear_claim() TO PUBLIC;
+
+-- The first key.
+SELECT @extschema@.dd_rotate_claim_key();
+
+ALTER POLICY dd_user_rows ON @extschema@.clips
+    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id())
+    WITH CHECK (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+ALTER POLICY dd_user_rows ON @extschema@.clip_tombstones
+    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+ALTER POLICY dd_user_rows ON @extschema@.api_credits
+    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+ALTER POLICY dd_user_rows ON @extschema@.api_usage_log
+    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+ALTER POLICY dd_user_rows ON @extschema@.usage_events
+    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+
+COMMENT ON FUNCTION @extschema@.dd_enable_row_security(boolean) IS
+    'Turn on (or off) row-level security on clips, clip_tombstones, api_credits, api_usage_log and usage_events: roles then see and write only the rows of the user of the claim set with dd_set_claim, and the credit, key and event functions act only for that user';
+
+-- ==== end row security ====
+
+-- ==== Cursor key rotation (src/clips.c) ====
+
+--
+-- dd_rotate_cursor_key() replaces the key of the dd_clips_page cursors'
+-- keyed checksum.  The key it replaces is kept as previous_key, and a
+-- cursor made with it is still accepted (its next cursor is made with the
+-- new key), until the next rotation; keep_previous => false drops it at
+-- once, so every cursor in flight fails its integrity check (22P02).
+--
+ALTER TABLE @extschema@.clip_cursor_key
+    ADD COLUMN previous_key bytea
+        CONSTRAINT clip_cursor_key_previous_key_check CHECK (pg_catalog.octet_length(previous_key) OPERATOR(pg_catalog.=) 16),
+    ADD COLUMN rotated_at timestamptz;
+COMMENT ON COLUMN @extschema@.clip_cursor_key.previous_key IS
+    'The key before the last dd_rotate_cursor_key(keep_previous => true): cursors made with it are still accepted';
+
+CREATE FUNCTION @extschema@.dd_rotate_cursor_key(keep_previous boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'dd_rotate_cursor_key'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION @extschema@.dd_rotate_cursor_key(boolean) IS
+    'New key for dd_clips_page cursors; cursors of the key it replaces stay valid until the next rotation, or fail at once with keep_previous => false';
+REVOKE ALL ON FUNCTION @extschema@.dd_rotate_cursor_key(boolean) FROM PUBLIC;
+
+-- ==== end cursor key rotation ====
+
+-- ==== Bad input: what test/t/070_bad_input.sh found ====
+
+-- The purge procedures ran one batch for a max_batches of zero or less,
+-- where the functions they call refuse it (22023); now they refuse it too.
+CREATE OR REPLACE PROCEDURE @extschema@.dd_purge_usage_events_proc(
+    older_than  interval,
+    batch_size  integer DEFAULT 10000,
+    max_batches integer DEFAULT NULL,
+    INOUT deleted bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    n       bigint;
+    batches integer := 0;
+BEGIN
+    IF max_batches OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'max_batches must be greater than zero'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('It is %s.', max_batches),
+                  HINT = 'Pass NULL to run until no old row is left.';
+    END IF;
+    deleted := 0;
+    LOOP
+        n := @extschema@.dd_purge_usage_events(older_than, batch_size, 1);
+        deleted := deleted OPERATOR(pg_catalog.+) n;
+        batches := batches OPERATOR(pg_catalog.+) 1;
+        COMMIT;
+        EXIT WHEN n OPERATOR(pg_catalog.<) batch_size
+            OR batches OPERATOR(pg_catalog.>=) max_batches;
+    END LOOP;
+END
+$proc$;
+
+CREATE OR REPLACE PROCEDURE @extschema@.dd_purge_usage_log_proc(
+    older_than  interval,
+    batch_size  integer DEFAULT 10000,
+    max_batches integer DEFAULT NULL,
+    INOUT deleted bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $proc$
+DECLARE
+    n       bigint;
+    batches integer := 0;
+BEGIN
+    IF max_batches OPERATOR(pg_catalog.<=) 0 THEN
+        RAISE EXCEPTION 'max_batches must be greater than zero'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('It is %s.', max_batches),
+                  HINT = 'Pass NULL to run until no old row is left.';
+    END IF;
+    deleted := 0;
+    LOOP
+        n := @extschema@.dd_purge_usage_log(older_than, batch_size, 1);
+        deleted := deleted OPERATOR(pg_catalog.+) n;
+        batches := batches OPERATOR(pg_catalog.+) 1;
+        COMMIT;
+        EXIT WHEN n OPERATOR(pg_catalog.<) batch_size
+            OR batches OPERATOR(pg_catalog.>=) max_batches;
+    END LOOP;
+END
+$proc$;
+
+-- ==== end bad input ====

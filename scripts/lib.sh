@@ -39,7 +39,8 @@ fi
 DD_RUN=${DD_RUN:-/var/tmp/dd_clipper-$(printf '%s' "$DD_ROOT" | sha256sum | cut -c1-12)/pg$DD_PG}
 export DD_PG DD_CACHE DD_RUN
 
-DD_PACKAGES=(make gcc libtap-parser-sourcehandler-pgtap-perl)    # pg_prove
+DD_PACKAGES=(make gcc libtap-parser-sourcehandler-pgtap-perl    # pg_prove
+             clang libclang-rt-dev)                          # test/fuzz (libFuzzer)
 case $DD_PG in
     15)
         DD_SYSTEM_BINDIR=/usr/lib/postgresql/15/bin

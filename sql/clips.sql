@@ -201,8 +201,8 @@ SELECT (dd_clip_changes('carol')->>'version')::bigint AS v \gset
 SELECT r->'changes' AS changes, (r->>'version')::bigint = :v AS same_version
 FROM dd_clip_changes('carol', :v) r;
 -- A version from the future comes back unchanged.
-SELECT r->'changes' AS changes, (r->>'version')::bigint = :v + 1000000000 AS same_version
-FROM dd_clip_changes('carol', :v + 1000000000) r;
+SELECT r->'changes' AS changes, (r->>'version')::bigint = :v::bigint + 1000000000 AS same_version
+FROM dd_clip_changes('carol', :v::bigint + 1000000000) r;
 -- An update, a soft delete, a hard delete, an insert: each once, in
 -- commit order of their transactions, with the clip for upserts only.
 UPDATE clips SET notes = 'more' WHERE user_id = 'carol' AND title = 'two';

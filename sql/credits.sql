@@ -252,7 +252,8 @@ RESET ROLE;
 SELECT count(*) AS mismatches FROM dd_credit_audit();
 SELECT count(*) AS mallory_rows FROM regress_ledger WHERE user_id = 'mallory';
 
--- Nothing is executable by PUBLIC.
+-- Nothing is executable by PUBLIC but the three claim functions the row
+-- policies need (verifying a claim needs no trust; signing one does).
 SELECT p.proname COLLATE "C" AS public_can_execute
 FROM pg_proc p
 WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'dd\_%'

@@ -366,6 +366,7 @@ GRANT EXECUTE ON FUNCTION dd_purge_usage_events(interval, integer, integer),
                           dd_purge_usage_log(interval, integer, integer) TO regress_events_maint;
 GRANT EXECUTE ON PROCEDURE dd_purge_usage_events_proc(interval, integer, integer, bigint),
                            dd_purge_usage_log_proc(interval, integer, integer, bigint) TO regress_events_maint;
+-- PUBLIC executes only the three claim functions the row policies need.
 SELECT p.proname COLLATE "C" AS public_can_execute
 FROM pg_proc p
 WHERE p.proname LIKE 'dd\_%' AND has_function_privilege('public', p.oid, 'EXECUTE')

@@ -1,8 +1,8 @@
 --
 -- roles: dd_grant_app_role gives the request path and never a write to the
 -- ledger; dd_grant_billing_role adds grants, refunds, the audit and key
--- management; row-level security keyed on dd_clipper.user_id confines a
--- role to one user's rows.
+-- management; row-level security keyed on a signed claim confines a role to
+-- one user's rows.
 --
 CREATE EXTENSION dd_clipper;
 CREATE ROLE regress_app;
@@ -70,23 +70,40 @@ SELECT dd_refund_credit('u1', 'r1');
 SELECT count(*) AS unsound_users FROM dd_credit_audit();
 RESET ROLE;
 
--- Row-level security: off until enabled, then confined to dd_clipper.user_id.
+-- Row-level security: off until enabled, then confined to the user of a
+-- signed claim (dd_set_claim), which no SET can change.
 INSERT INTO clips (user_id, title) VALUES ('u2', 'someone else''s');
+SELECT dd_sign_claim('u1', now() + interval '5 minutes') AS claim_u1 \gset
 SET ROLE regress_app;
 SELECT user_id, title FROM clips ORDER BY user_id COLLATE "C";
 RESET ROLE;
 SELECT dd_enable_row_security();
 SET ROLE regress_app;
 SELECT count(*) AS visible_while_unset FROM clips;
-SET dd_clipper.user_id = 'u1';
+-- The 1.0 setting is read by nothing any more.
+SET dd_clipper.user_id = 'u2';
+SELECT count(*) AS visible_with_the_old_setting FROM clips;
+RESET dd_clipper.user_id;
+BEGIN;
+SELECT dd_set_claim(:'claim_u1');
 SELECT user_id, title FROM clips ORDER BY user_id COLLATE "C";
 SELECT user_id, balance FROM api_credits ORDER BY 1;
 UPDATE clips SET title = 'renamed' WHERE user_id = 'u2';
 DELETE FROM clips WHERE user_id = 'u2';
+SAVEPOINT planted;
 \set VERBOSITY sqlstate
 INSERT INTO clips (user_id, title) VALUES ('u2', 'planted');
+ROLLBACK TO planted;
+SELECT dd_credit_balance('u2');
 \set VERBOSITY default
-RESET dd_clipper.user_id;
+ROLLBACK TO planted;
+COMMIT;
+-- The claim ended with its transaction.
+SELECT count(*) AS visible_after_commit FROM clips;
+-- Only a trusted role signs.
+\set VERBOSITY sqlstate
+SELECT dd_sign_claim('u2', now() + interval '5 minutes');
+\set VERBOSITY default
 RESET ROLE;
 SELECT user_id, title FROM clips ORDER BY user_id COLLATE "C", title COLLATE "C";
 SELECT dd_enable_row_security(false);

@@ -109,6 +109,11 @@ static DdPlan revoke_plan = {
 	1, {INT8OID}
 };
 
+static DdPlan owner_plan = {
+	"SELECT user_id FROM @extschema@.api_keys WHERE id OPERATOR(pg_catalog.=) $1",
+	1, {INT8OID}
+};
+
 static DdPlan exists_plan = {
 	"SELECT 1 FROM @extschema@.api_keys WHERE id OPERATOR(pg_catalog.=) $1",
 	1, {INT8OID}
@@ -341,6 +346,8 @@ dd_create_api_key(PG_FUNCTION_ARGS)
 	int64		key_id;
 	bool		isnull;
 
+	DdConfineUser(nspid, user_id, "user_id");
+
 	if (!PG_ARGISNULL(2) &&
 		PG_GETARG_TIMESTAMPTZ(2) <= GetCurrentTransactionStartTimestamp())
 		ereport(ERROR,
@@ -426,6 +433,26 @@ dd_revoke_api_key(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+
+	/*
+	 * A confined caller revokes its claim's keys only; another user's key is
+	 * answered as an unknown one, so key ids reveal nothing.
+	 */
+	if (DdCallerConfined(nspid))
+	{
+		bool		ownnull;
+
+		if (DdExecutePlan(&owner_plan, nspid, values, NULL, false, 1,
+						  SPI_OK_SELECT) == 0 ||
+			!DdClaimIs(DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 1,
+													&ownnull))))
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("key_id %lld does not exist",
+							(long long) PG_GETARG_INT64(0)),
+					 errhint("key_id is the key_id that dd_create_api_key returned.")));
+	}
 	revoked = DdExecutePlan(&revoke_plan, nspid, values, NULL, false, 0,
 							SPI_OK_UPDATE) > 0;
 	if (!revoked &&

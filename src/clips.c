@@ -126,6 +126,7 @@ PG_FUNCTION_INFO_V1(dd_clips_publish);
 PG_FUNCTION_INFO_V1(dd_clips_refuse_truncate);
 PG_FUNCTION_INFO_V1(dd_clips_page);
 PG_FUNCTION_INFO_V1(dd_clip_changes);
+PG_FUNCTION_INFO_V1(dd_rotate_cursor_key);
 
 /* The NOTIFY channel of clip changes (documented in the README). */
 #define DD_CLIPS_CHANNEL		"dd_clipper_clips"
@@ -572,9 +573,22 @@ EnsureClipColumns(Oid nspid)
  * ------------------------------------------------------------------------
  */
 
-/* The cursor key, read as the owner of clip_cursor_key. */
+/*
+ * The cursor keys, read as the owner of clip_cursor_key: the current one
+ * and, from 1.1, the one the last rotation replaced (NULL when none).  A
+ * database still on 1.0 has no previous_key column.
+ */
 static DdPlan key_plan = {
-	"SELECT k.key FROM @extschema@.clip_cursor_key k", 0, {InvalidOid}
+	"SELECT k.key, k.previous_key FROM @extschema@.clip_cursor_key k", 0, {InvalidOid}
+};
+static DdPlan key_plan_10 = {
+	"SELECT k.key, NULL::pg_catalog.bytea FROM @extschema@.clip_cursor_key k", 0, {InvalidOid}
+};
+
+static DdPlan rotate_key_plan = {
+	"UPDATE @extschema@.clip_cursor_key SET "
+	"previous_key = CASE WHEN $2 THEN key END, key = $1, rotated_at = pg_catalog.now()",
+	2, {BYTEAOID, BOOLOID}
 };
 
 /*
@@ -585,7 +599,8 @@ static DdPlan key_plan = {
  *		cursors without being able to forge them.  Must be connected to SPI.
  */
 static void
-LoadCursorKey(Oid nspid, uint8 key[DD_CURSOR_KEY_LEN])
+LoadCursorKey(Oid nspid, uint8 key[DD_CURSOR_KEY_LEN],
+			  uint8 previous[DD_CURSOR_KEY_LEN], bool *has_previous)
 {
 	Oid			relid = get_relname_relid("clip_cursor_key", nspid);
 	HeapTuple	classtup;
@@ -594,6 +609,7 @@ LoadCursorKey(Oid nspid, uint8 key[DD_CURSOR_KEY_LEN])
 	int			save_sec_context;
 	bool		isnull;
 	bytea	   *value;
+	Datum		previous_datum;
 	int			n;
 
 	if (!OidIsValid(relid))
@@ -608,7 +624,9 @@ LoadCursorKey(Oid nspid, uint8 key[DD_CURSOR_KEY_LEN])
 	SetUserIdAndSecContext(owner, save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
-	n = DdExecutePlan(&key_plan, nspid, NULL, NULL, true, 0, SPI_OK_SELECT);
+	n = DdExecutePlan(get_attnum(relid, "previous_key") != InvalidAttrNumber ?
+					  &key_plan : &key_plan_10,
+					  nspid, NULL, NULL, true, 0, SPI_OK_SELECT);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 
 	if (n != 1)
@@ -618,6 +636,51 @@ LoadCursorKey(Oid nspid, uint8 key[DD_CURSOR_KEY_LEN])
 	if (isnull || VARSIZE_ANY_EXHDR(value) != DD_CURSOR_KEY_LEN)
 		elog(ERROR, "clip_cursor_key of dd_clipper holds a malformed key");
 	memcpy(key, VARDATA_ANY(value), DD_CURSOR_KEY_LEN);
+
+	previous_datum = SPI_getbinval(SPI_tuptable->vals[0],
+								   SPI_tuptable->tupdesc, 2, &isnull);
+	*has_previous = !isnull;
+	if (!isnull)
+	{
+		value = DatumGetByteaPP(previous_datum);
+		if (VARSIZE_ANY_EXHDR(value) != DD_CURSOR_KEY_LEN)
+			elog(ERROR, "clip_cursor_key of dd_clipper holds a malformed previous key");
+		memcpy(previous, VARDATA_ANY(value), DD_CURSOR_KEY_LEN);
+	}
+}
+
+/*
+ * dd_rotate_cursor_key(keep_previous boolean = true) returns void
+ *		A new cursor key from pg_strong_random.  With keep_previous the key
+ *		it replaces stays as previous_key, so cursors in flight still work
+ *		until the next rotation; without, they fail their integrity check
+ *		at once.  Runs with the caller's rights: for the extension's owner.
+ */
+Datum
+dd_rotate_cursor_key(PG_FUNCTION_ARGS)
+{
+	Oid			nspid = DdFunctionSchema(fcinfo);
+	bytea	   *key = palloc(VARHDRSZ + DD_CURSOR_KEY_LEN);
+	Datum		values[2];
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("keep_previous must not be null")));
+	SET_VARSIZE(key, VARHDRSZ + DD_CURSOR_KEY_LEN);
+	if (!pg_strong_random(VARDATA(key), DD_CURSOR_KEY_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random bytes for a cursor key")));
+	values[0] = PointerGetDatum(key);
+	values[1] = PG_GETARG_DATUM(0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (DdExecutePlan(&rotate_key_plan, nspid, values, NULL, false, 0,
+					  SPI_OK_UPDATE) != 1)
+		elog(ERROR, "clip_cursor_key of dd_clipper must hold one row");
+	SPI_finish();
+	PG_RETURN_VOID();
 }
 
 /* Query hash input: a field as a 4-byte length (or all ones for NULL) and bytes. */
@@ -820,6 +883,8 @@ dd_clips_page(PG_FUNCTION_ARGS)
 	int			ntags = 0;
 	int			sort;
 	uint8		key[DD_CURSOR_KEY_LEN];
+	uint8		previous_key[DD_CURSOR_KEY_LEN];
+	bool		has_previous = false;
 	StringInfoData hashbuf;
 	uint64		query_hash;
 	DdCursor	cursor;
@@ -914,7 +979,7 @@ dd_clips_page(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	LoadCursorKey(nspid, key);
+	LoadCursorKey(nspid, key, previous_key, &has_previous);
 	EnsureClipColumns(nspid);
 
 	/* The query the cursor belongs to. */
@@ -935,10 +1000,27 @@ dd_clips_page(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 	{
 		text	   *ct = PG_GETARG_TEXT_PP(2);
+		DdCursorStatus cs;
+		uint64		cursor_query_hash = query_hash;
 
-		CursorError(dd_cursor_decode(VARDATA_ANY(ct), VARSIZE_ANY_EXHDR(ct),
-									 key, &cursor));
-		if (cursor.sort != sort || cursor.query_hash != query_hash)
+		cs = dd_cursor_decode(VARDATA_ANY(ct), VARSIZE_ANY_EXHDR(ct), key,
+							  &cursor);
+
+		/*
+		 * A cursor made before the last rotation: checked, and its query
+		 * hash computed, with the key it was made with.  The next cursor is
+		 * made with the current key.
+		 */
+		if (cs == DD_CURSOR_BAD_CHECKSUM && has_previous &&
+			dd_cursor_decode(VARDATA_ANY(ct), VARSIZE_ANY_EXHDR(ct),
+							 previous_key, &cursor) == DD_CURSOR_OK)
+		{
+			cs = DD_CURSOR_OK;
+			cursor_query_hash = dd_siphash24(previous_key, hashbuf.data,
+											 hashbuf.len);
+		}
+		CursorError(cs);
+		if (cursor.sort != sort || cursor.query_hash != cursor_query_hash)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("cursor belongs to another query"),

@@ -719,6 +719,7 @@ dd_charge_credit(PG_FUNCTION_ARGS)
 	bool		nulls[4];
 
 	DdGetChargeArgs(fcinfo, 1, 2, 3, 5, &args);
+	DdConfineUser(nspid, user_id, "user_id");
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "dd_charge_credit must return a composite type");
@@ -765,6 +766,7 @@ dd_grant_credit(PG_FUNCTION_ARGS)
 	char		nulls[4];
 	int64		balance;
 
+	DdConfineUser(nspid, user_id, "user_id");
 	values[0] = PointerGetDatum(user_id);
 	values[1] = Int64GetDatum(amount);
 	values[2] = PointerGetDatum(reason);
@@ -812,6 +814,7 @@ dd_refund_credit(PG_FUNCTION_ARGS)
 	UsageRow	usage;
 	int64		balance;
 
+	DdConfineUser(nspid, user_id, "user_id");
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -863,6 +866,7 @@ dd_credit_balance(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int64		balance = 0;
 
+	DdConfineUser(nspid, user_id, "user_id");
 	values[0] = PointerGetDatum(user_id);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -894,6 +898,7 @@ dd_credit_audit(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	uint64		i;
 
+	DdRefuseConfined(nspid, "dd_credit_audit");
 	InitMaterializedSRF(fcinfo, 0);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -938,6 +943,7 @@ dd_log_usage(PG_FUNCTION_ARGS)
 	int64		id;
 
 	DdCheckMetadata(metadata);
+	DdConfineUser(nspid, user_id, "user_id");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

@@ -84,4 +84,17 @@ extern text *DdOptionalTextArg(FunctionCallInfo fcinfo, int argno,
 							   const char *argname, int max_chars);
 extern void DdCheckText(text *value, const char *argname, int max_chars);
 
+/*
+ * Row security (row_security.c).  DdRowSecurityInit is called by _PG_init.
+ * DdConfineUser: when row security confines the calling role, user_id must
+ * be the user of the transaction's verified claim (42501 otherwise).
+ * DdRefuseConfined: a function over every user's rows is refused (42501)
+ * to a confined caller.
+ */
+extern void DdRowSecurityInit(void);
+extern bool DdCallerConfined(Oid nspid);
+extern void DdConfineUser(Oid nspid, text *user_id, const char *argname);
+extern void DdRefuseConfined(Oid nspid, const char *function);
+extern bool DdClaimIs(text *user_id);
+
 #endif							/* DD_CLIPPER_H */

@@ -388,6 +388,8 @@ dd_track_event(PG_FUNCTION_ARGS)
 				 errhint("Leave it out to use the current time.")));
 	values[4] = PG_GETARG_DATUM(4);
 
+	DdConfineUser(nspid, DatumGetTextPP(values[0]), "user_id");
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -559,6 +561,12 @@ dd_track_events(PG_FUNCTION_ARGS)
 	}
 	if (pos != n)
 		elog(ERROR, "jsonb array has %d elements, expected %d", pos, n);
+
+	/* A confined caller stores events of its claim's user only. */
+	if (DdCallerConfined(nspid))
+		for (pos = 0; pos < n; pos++)
+			DdConfineUser(nspid, DatumGetTextPP(user_ids[pos]),
+						  psprintf("events[%d].user_id", pos));
 
 	/* Every element is good: insert them all in one statement. */
 	dims[0] = n;

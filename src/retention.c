@@ -144,6 +144,8 @@ PurgeBatches(FunctionCallInfo fcinfo, DdPlan *plan, bool counts_in_result)
 					 errhint("Pass NULL to run until no old row is left.")));
 	}
 
+	DdRefuseConfined(nspid, "a purge");
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
