@@ -39,8 +39,11 @@ fi
 DD_RUN=${DD_RUN:-/var/tmp/dd_clipper-$(printf '%s' "$DD_ROOT" | sha256sum | cut -c1-12)/pg$DD_PG}
 export DD_PG DD_CACHE DD_RUN
 
-DD_PACKAGES=(make gcc libtap-parser-sourcehandler-pgtap-perl    # pg_prove
-             clang libclang-rt-dev)                          # test/fuzz (libFuzzer)
+# pg_prove; clang for test/fuzz (libFuzzer); pgbouncer for
+# test/t/073_pgbouncer.sh, which starts its own (where systemd runs,
+# installing the package also starts Debian's service on localhost:6432;
+# the tests do not use it).
+DD_PACKAGES=(make gcc libtap-parser-sourcehandler-pgtap-perl clang libclang-rt-dev pgbouncer)
 case $DD_PG in
     15)
         DD_SYSTEM_BINDIR=/usr/lib/postgresql/15/bin

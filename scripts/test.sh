@@ -14,7 +14,10 @@
 # runner (above it, behaviour tests and schema checks apart), and exits
 # non-zero on any failure.
 #
-# Environment: DD_PORT (default 54329) picks the cluster's port; DD_PG=18
+# Environment: DD_PORT (default 54329) picks the cluster's port, and the
+# crash test's own cluster and the pooler test's PgBouncer take the two
+# ports after it; DD_MEMORY_CALLS (default 1000000) the calls per function
+# of test/t/078_memory_growth.sh; DD_PG=18
 # runs everything on PostgreSQL 18 (built once from Debian's source package
 # into DD_CACHE, by default /var/cache/dd_clipper) instead of Debian 12's 15.
 set -uo pipefail
