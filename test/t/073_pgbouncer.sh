@@ -18,11 +18,12 @@
 # successful charges, dd_credit_audit() empty, every verification and
 # authorization answered what its key is.
 #
-# Then what a pooled application must do differently, shown: a session
-# SET of dd_clipper.user_id stays on the server connection and is
-# inherited by the next client (so row security would confine that client
-# to somebody else's rows), while SET LOCAL inside a transaction ends with
-# it.
+# The application role is confined by row security, so each charge runs
+# in a transaction that first sets its user's signed claim
+# (dd_set_claim), as a pooled application does.  Then the claim's scope,
+# shown on a pool of one server connection: a claim ends with its
+# transaction, so the next client on that connection inherits nothing, and
+# a session SET of 1.0's dd_clipper.user_id confers nothing.
 set -u
 source "$DD_ROOT/test/lib/tap.bash"
 source "$DD_ROOT/test/lib/pgbench.bash"
@@ -72,7 +73,10 @@ CREATE FUNCTION authorize(key int, req text) RETURNS text LANGUAGE sql AS \$\$
     INSERT INTO outcomes SELECT keys.user_id, req, 1, a.ok, a.replayed, a.usage_id, a.code, key
     FROM keys, dd_authorize_and_charge(keys.api_key, 1, req, '/pool') a WHERE keys.k = key
     RETURNING code \$\$;
-GRANT SELECT ON keys TO dd_pool_app;
+-- The claims a trusted signer made for every user, for an hour.
+CREATE TABLE claims (user_id text PRIMARY KEY, token text NOT NULL);
+INSERT INTO claims SELECT user_id, dd_sign_claim(user_id, now() + interval '1 hour') FROM granted;
+GRANT SELECT ON keys, claims TO dd_pool_app;
 GRANT SELECT, INSERT ON outcomes, verifications TO dd_pool_app;
 -- Clips of two users, for the row-security setting.
 INSERT INTO clips (user_id, title) SELECT 'u' || (1 + i % 2), 'clip ' || i FROM generate_series(1, 5) i;
@@ -169,17 +173,19 @@ ok $? "the runs reached replays, a hot user out of credit and keys out of credit
 pgbench_run "$log.prepared.log" -n -M prepared -c 8 -j 2 -t 20 "${via[@]}" -f "$here/verify.sql" "$db"
 diag "-M prepared through the pooler: exit $(cat "$log.prepared.log.rc"), $(grep -m1 -oE 'prepared statement "[^"]*" (does not exist|already exists)' "$log.prepared.log" || echo 'no error about prepared statements')"
 
-# The row-security setting.  ${db}_one has one server connection, so
-# consecutive clients share it, as they do under load.
+# The claim's scope.  ${db}_one has one server connection, so consecutive
+# clients share it, as they do under load.
 one=(psql -X -q -t -A "${via[@]}" -d "${db}_one")
-is "$("${one[@]}" -c "BEGIN" -c "SET LOCAL dd_clipper.user_id = 'u1'" \
-        -c "SELECT string_agg(DISTINCT user_id, ',') FROM clips" -c "COMMIT")" "u1" \
-   "SET LOCAL in a transaction: the client sees its user's clips only"
-is "$("${one[@]}" -c "SELECT current_setting('dd_clipper.user_id') = '', count(*) FROM clips")" "t|0" \
-   "the next client on that server connection inherits nothing: no user, no clips"
+claim() { printf "SELECT dd_set_claim(token) IS NOT NULL FROM claims WHERE user_id = '%s'" "$1"; }
+is "$("${one[@]}" -c "BEGIN" -c "$(claim u1)" \
+        -c "SELECT string_agg(DISTINCT user_id, ',') FROM clips" -c "COMMIT" | tail -1)" "u1" \
+   "a claim set in a transaction: the client sees its user's clips only"
+"${one[@]}" -c "$(claim u2)" >/dev/null
+is "$("${one[@]}" -c "SELECT dd_claim_user_id() IS NULL, count(*) FROM clips")" "t|0" \
+   "the next client on that server connection inherits no claim and sees no clips"
 "${one[@]}" -c "SET dd_clipper.user_id = 'u2'" >/dev/null
-is "$("${one[@]}" -c "SELECT current_setting('dd_clipper.user_id'), string_agg(DISTINCT user_id, ',') FROM clips")" "u2|u2" \
-   "a session SET is NOT reset: the next client, which set nothing, sees u2's clips (use SET LOCAL)"
+is "$("${one[@]}" -c "SELECT current_setting('dd_clipper.user_id'), count(*) FROM clips")" "u2|0" \
+   "a session SET of 1.0's setting stays on the connection but confers nothing"
 "${one[@]}" -c "RESET dd_clipper.user_id" >/dev/null
 
 bpid=$(cat "$bdir/pgbouncer.pid")
