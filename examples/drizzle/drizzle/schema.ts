@@ -5,6 +5,7 @@ import { sql } from "drizzle-orm"
 export const creditGrantsIdSeq = pgSequence("credit_grants_id_seq", {  startWith: "1", increment: "1", minValue: "1", maxValue: "9223372036854775807", cache: "1", cycle: false })
 export const creditRefundsIdSeq = pgSequence("credit_refunds_id_seq", {  startWith: "1", increment: "1", minValue: "1", maxValue: "9223372036854775807", cache: "1", cycle: false })
 export const migrationsIdSeq = pgSequence("migrations_id_seq", {  startWith: "1", increment: "1", minValue: "1", maxValue: "2147483647", cache: "1", cycle: false })
+export const rowSecurityKeysKeyIdSeq = pgSequence("row_security_keys_key_id_seq", {  startWith: "1", increment: "1", minValue: "1", maxValue: "2147483647", cache: "1", cycle: false })
 
 export const apiKeys = pgTable("api_keys", {
 	// You can use { mode: "bigint" } if numbers are exceeding js number limitations
@@ -35,7 +36,7 @@ export const apiCredits = pgTable("api_credits", {
 	convexId: text("convex_id"),
 }, (table) => [
 	uniqueIndex("api_credits_user_id_convex_id_key").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.convexId.asc().nullsLast().op("text_ops")).where(sql`(convex_id IS NOT NULL)`),
-	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))` }),
+	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = dd_claim_user_id())` }),
 	check("api_credits_balance_check", sql`balance >= 0`),
 ]);
 
@@ -55,7 +56,7 @@ export const usageEvents = pgTable("usage_events", {
 	index("usage_events_user_id_occurred_at_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.occurredAt.desc().nullsFirst().op("timestamptz_ops")),
 	primaryKey({ columns: [table.id, table.userId], name: "usage_events_pkey"}),
 	unique("usage_events_user_id_event_id_key").on(table.userId, table.eventId),
-	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))` }),
+	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = dd_claim_user_id())` }),
 ]);
 
 export const apiUsageLog = pgTable("api_usage_log", {
@@ -79,7 +80,7 @@ export const apiUsageLog = pgTable("api_usage_log", {
 	index("api_usage_log_user_id_created_at_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.createdAt.desc().nullsFirst().op("timestamptz_ops")),
 	primaryKey({ columns: [table.id, table.userId], name: "api_usage_log_pkey"}),
 	unique("api_usage_log_user_id_request_id_key").on(table.userId, table.requestId),
-	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))` }),
+	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = dd_claim_user_id())` }),
 	check("api_usage_log_credits_check", sql`credits >= 0`),
 ]);
 
@@ -115,7 +116,7 @@ export const clips = pgTable("clips", {
 	index("clips_user_id_created_at_id_idx").using("btree", table.userId.asc().nullsLast().op("int8_ops"), table.createdAt.asc().nullsLast().op("text_ops"), table.id.asc().nullsLast().op("timestamptz_ops")).where(sql`(deleted_at IS NULL)`),
 	index("clips_user_id_version_idx").using("btree", table.userId.asc().nullsLast().op("int8_ops"), table.version.asc().nullsLast().op("text_ops")),
 	primaryKey({ columns: [table.id, table.userId], name: "clips_pkey"}),
-	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))`, withCheck: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))`  }),
+	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = dd_claim_user_id())`, withCheck: sql`(user_id = dd_claim_user_id())`  }),
 	check("clips_blob_sha256_check", sql`octet_length(blob_sha256) = 32`),
 	check("clips_blob_size_check", sql`blob_size >= 0`),
 	check("clips_blob_complete", sql`(blob_key IS NULL) = (blob_provider IS NULL)`),

@@ -57,7 +57,7 @@ export const apiCredits = pgTable("api_credits", {
 	convexId: text("convex_id"),
 }, (table) => [
 	uniqueIndex("api_credits_user_id_convex_id_key").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.convexId.asc().nullsLast().op("text_ops")).where(sql`(convex_id IS NOT NULL)`),
-	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))` }),
+	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = dd_claim_user_id())` }),
 	check("api_credits_balance_check", sql`balance >= 0`),
 ]);
 
@@ -77,7 +77,7 @@ export const usageEvents = pgTable("usage_events", {
 	index("usage_events_user_id_occurred_at_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.occurredAt.desc().nullsFirst().op("timestamptz_ops")),
 	primaryKey({ columns: [table.userId, table.id], name: "usage_events_pkey"}),
 	unique("usage_events_user_id_event_id_key").on(table.userId, table.eventId),
-	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))` }),
+	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = dd_claim_user_id())` }),
 ]);
 
 export const apiUsageLog = pgTable("api_usage_log", {
@@ -101,7 +101,7 @@ export const apiUsageLog = pgTable("api_usage_log", {
 	index("api_usage_log_user_id_created_at_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.createdAt.desc().nullsFirst().op("timestamptz_ops")),
 	primaryKey({ columns: [table.userId, table.id], name: "api_usage_log_pkey"}),
 	unique("api_usage_log_user_id_request_id_key").on(table.userId, table.requestId),
-	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))` }),
+	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = dd_claim_user_id())` }),
 	check("api_usage_log_credits_check", sql`credits >= 0`),
 ]);
 
@@ -135,7 +135,7 @@ export const clips = pgTable("clips", {
 	index("clips_user_id_created_at_id_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.createdAt.asc().nullsLast().op("timestamptz_ops"), table.id.asc().nullsLast().op("int8_ops")).where(sql`(deleted_at IS NULL)`),
 	index("clips_user_id_version_idx").using("btree", table.userId.asc().nullsLast().op("text_ops"), table.version.asc().nullsLast().op("int8_ops")),
 	primaryKey({ columns: [table.userId, table.id], name: "clips_pkey"}),
-	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))`, withCheck: sql`(user_id = current_setting('dd_clipper.user_id'::text, true))`  }),
+	pgPolicy("dd_user_rows", { as: "permissive", for: "all", to: ["public"], using: sql`(user_id = dd_claim_user_id())`, withCheck: sql`(user_id = dd_claim_user_id())`  }),
 	check("clips_blob_sha256_check", sql`octet_length(blob_sha256) = 32`),
 	check("clips_blob_size_check", sql`blob_size >= 0`),
 	check("clips_blob_complete", sql`(blob_key IS NULL) = (blob_provider IS NULL)`),

@@ -31,7 +31,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 
 // The extension's tables that are not in the schema: written only by its
 // functions and triggers, never by an application.
-const BOOKKEEPING = ["api_usage_rollup", "clip_cursor_key", "clip_tombstones", "credit_grants", "credit_refunds", "migrations"];
+const BOOKKEEPING = ["api_usage_rollup", "clip_cursor_key", "clip_tombstones", "credit_grants", "credit_refunds", "migrations", "row_security_keys"];
 
 /** @type {Promise<{ snapshot: any }>} */
 let pulled;
