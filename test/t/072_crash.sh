@@ -94,9 +94,18 @@ alive() {
     for p in "$@"; do kill -0 "$p" 2>/dev/null && echo "$p"; done
 }
 
+# start_server: start the cluster again (three tries, a second apart: a
+# process of the old server that was not found above still holding the old
+# shared memory makes the new postmaster refuse to start until it is gone).
 start_server() {
-    dd_as_pg "$DD_BINDIR/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 120 \
-        -o "-p $port -k $sockdir -c listen_addresses='' $opts" start >>"$work/pg_ctl.log" 2>&1
+    local try
+    for try in 1 2 3; do
+        dd_as_pg "$DD_BINDIR/pg_ctl" -D "$datadir" -l "$datadir/server.log" -w -t 120 \
+            -o "-p $port -k $sockdir -c listen_addresses='' $opts" start >>"$work/pg_ctl.log" 2>&1 \
+            && return 0
+        sleep 1
+    done
+    return 1
 }
 
 # lost R: every acknowledged request of every round so far is there (run
