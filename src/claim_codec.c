@@ -8,86 +8,9 @@
  *-------------------------------------------------------------------------
  */
 #include "claim_codec.h"
+#include "b64url.h"
 
 #include <string.h>
-
-static const char b64url[] =
-"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static int
-b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/* b64url_encode: len bytes as unpadded base64url into out; returns chars. */
-static size_t
-b64url_encode(const uint8_t *in, size_t len, char *out)
-{
-	uint32_t	acc = 0;
-	int			bits = 0;
-	size_t		n = 0;
-	size_t		i;
-
-	for (i = 0; i < len; i++)
-	{
-		acc = (acc << 8) | in[i];
-		bits += 8;
-		while (bits >= 6)
-		{
-			bits -= 6;
-			out[n++] = b64url[(acc >> bits) & 0x3f];
-		}
-	}
-	if (bits > 0)
-		out[n++] = b64url[(acc << (6 - bits)) & 0x3f];
-	return n;
-}
-
-/*
- * b64url_decode: strict unpadded base64url of len characters into out (at
- * most max bytes).  Returns the byte count, or -1 for a character outside
- * the alphabet, a length no encoding has (len % 4 == 1), nonzero spare
- * bits, or more than max bytes.
- */
-static long
-b64url_decode(const char *in, size_t len, uint8_t *out, size_t max)
-{
-	uint32_t	acc = 0;
-	int			bits = 0;
-	size_t		n = 0;
-	size_t		i;
-
-	if (len % 4 == 1 || (len / 4) * 3 + (len % 4 ? len % 4 - 1 : 0) > max)
-		return -1;
-	for (i = 0; i < len; i++)
-	{
-		int			v = b64url_value((unsigned char) in[i]);
-
-		if (v < 0)
-			return -1;
-		acc = ((acc << 6) | (uint32_t) v) & 0xffffff;
-		bits += 6;
-		if (bits >= 8)
-		{
-			bits -= 8;
-			out[n++] = (uint8_t) ((acc >> bits) & 0xff);
-		}
-	}
-	if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
-		return -1;
-	return (long) n;
-}
 
 size_t
 DdClaimEncodeSigned(uint32_t key_id, int64_t expires, const char *user_id,
@@ -108,7 +31,7 @@ DdClaimEncodeSigned(uint32_t key_id, int64_t expires, const char *user_id,
 
 	memcpy(out, DD_CLAIM_PREFIX, DD_CLAIM_PREFIX_LEN);
 	n = DD_CLAIM_PREFIX_LEN;
-	n += b64url_encode(payload, DD_CLAIM_HEADER_LEN + user_id_len, out + n);
+	n += dd_b64url_encode(payload, DD_CLAIM_HEADER_LEN + user_id_len, out + n);
 	out[n] = '\0';
 	return n;
 }
@@ -117,7 +40,7 @@ size_t
 DdClaimAppendMac(char *out, size_t len, const uint8_t mac[DD_CLAIM_MAC_LEN])
 {
 	out[len++] = '.';
-	len += b64url_encode(mac, DD_CLAIM_MAC_LEN, out + len);
+	len += dd_b64url_encode(mac, DD_CLAIM_MAC_LEN, out + len);
 	out[len] = '\0';
 	return len;
 }
@@ -143,11 +66,11 @@ DdClaimDecode(const char *text, size_t len, DdClaim *claim)
 	payload_text = text + DD_CLAIM_PREFIX_LEN;
 	payload_len = (size_t) (dot - payload_text);
 
-	n = b64url_decode(payload_text, payload_len, claim->payload,
+	n = dd_b64url_decode(payload_text, payload_len, claim->payload,
 					  DD_CLAIM_MAX_PAYLOAD);
 	if (n < DD_CLAIM_HEADER_LEN + 1)
 		return DD_CLAIM_MALFORMED;
-	if (b64url_decode(dot + 1, DD_CLAIM_MAC_TEXT_LEN, claim->mac,
+	if (dd_b64url_decode(dot + 1, DD_CLAIM_MAC_TEXT_LEN, claim->mac,
 					  DD_CLAIM_MAC_LEN) != DD_CLAIM_MAC_LEN)
 		return DD_CLAIM_MALFORMED;
 

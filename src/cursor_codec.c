@@ -30,6 +30,7 @@
  *-------------------------------------------------------------------------
  */
 #include "cursor_codec.h"
+#include "b64url.h"
 
 #include <string.h>
 
@@ -120,25 +121,6 @@ dd_siphash24(const uint8_t key[DD_CURSOR_KEY_LEN], const void *data, size_t len)
 	return v0 ^ v1 ^ v2 ^ v3;
 }
 
-static const char b64url[] =
-"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static int
-b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
 /*
  * dd_cursor_encode
  *		Write cursor as DD_CURSOR_TEXT_LEN base64url characters and a NUL.
@@ -148,10 +130,6 @@ dd_cursor_encode(const DdCursor *cursor, const uint8_t key[DD_CURSOR_KEY_LEN],
 				 char *out)
 {
 	uint8_t		raw[DD_CURSOR_RAW_LEN];
-	uint32_t	acc = 0;
-	int			bits = 0;
-	size_t		i;
-	size_t		n = 0;
 
 	raw[0] = DD_CURSOR_FORMAT;
 	raw[1] = cursor->sort;
@@ -161,19 +139,7 @@ dd_cursor_encode(const DdCursor *cursor, const uint8_t key[DD_CURSOR_KEY_LEN],
 	store_be64(raw + 19, (uint64_t) cursor->id);
 	store_be64(raw + 27, dd_siphash24(key, raw, 27));
 
-	for (i = 0; i < DD_CURSOR_RAW_LEN; i++)
-	{
-		acc = (acc << 8) | raw[i];
-		bits += 8;
-		while (bits >= 6)
-		{
-			bits -= 6;
-			out[n++] = b64url[(acc >> bits) & 0x3f];
-		}
-	}
-	if (bits > 0)
-		out[n++] = b64url[(acc << (6 - bits)) & 0x3f];
-	out[n] = '\0';
+	out[dd_b64url_encode(raw, DD_CURSOR_RAW_LEN, out)] = '\0';
 }
 
 /*
@@ -189,30 +155,12 @@ dd_cursor_decode(const char *text, size_t len,
 				 const uint8_t key[DD_CURSOR_KEY_LEN], DdCursor *cursor)
 {
 	uint8_t		raw[DD_CURSOR_RAW_LEN];
-	uint32_t	acc = 0;
-	int			bits = 0;
-	size_t		i;
-	size_t		n = 0;
 
 	if (text == NULL || len != DD_CURSOR_TEXT_LEN)
 		return DD_CURSOR_MALFORMED;
 
-	for (i = 0; i < len; i++)
-	{
-		int			v = b64url_value(text[i]);
-
-		if (v < 0)
-			return DD_CURSOR_MALFORMED;
-		acc = (acc << 6) | (uint32_t) v;
-		bits += 6;
-		if (bits >= 8)
-		{
-			bits -= 8;
-			raw[n++] = (uint8_t) ((acc >> bits) & 0xff);
-		}
-	}
 	/* 47 * 6 = 282 bits = 35 bytes and 2 spare bits, which must be zero. */
-	if (n != DD_CURSOR_RAW_LEN || (acc & ((1u << bits) - 1)) != 0)
+	if (dd_b64url_decode(text, len, raw, sizeof(raw)) != DD_CURSOR_RAW_LEN)
 		return DD_CURSOR_MALFORMED;
 
 	if (raw[0] != DD_CURSOR_FORMAT)
