@@ -5,8 +5,10 @@
 # scripts/test.sh runs us; otherwise this checkout is built and installed
 # into a private copy of the server, as scripts/test.sh does).
 # citus_available BINDIR: whether Citus is installed in that server.
-# citus_start BINDIR PORT: nodes on PORT (coordinator), PORT+1, PORT+2,
-# with Citus created and the workers added; citus_stop stops them.
+# citus_start BINDIR PORT [postgres -c options...]: nodes on PORT
+# (coordinator), PORT+1, PORT+2, with Citus created and the workers added
+# (the options, after the defaults, override them: the tests run without
+# fsync, the benchmark durable); citus_stop stops them.
 
 citus_bindir() {
     if [ -n "${DD_BINDIR:-}" ]; then
@@ -26,11 +28,12 @@ CITUS_DATADIRS=()
 
 citus_start() {
     local bindir=$1 port=$2 p
+    shift 2
     for p in "$port" $((port + 1)) $((port + 2)); do
         dd_cluster_start "$bindir" "$DD_RUN/citus/node$p" "$p" \
             -c shared_preload_libraries=citus -c listen_addresses=127.0.0.1 \
             -c fsync=off -c synchronous_commit=off -c max_connections=150 \
-            -c max_prepared_transactions=150 -c citus.enable_unsafe_triggers=on
+            -c max_prepared_transactions=150 -c citus.enable_unsafe_triggers=on "$@"
         CITUS_DATADIRS+=("$DD_DATADIR")
         psql -X -q -h 127.0.0.1 -p "$p" -U postgres -d postgres \
             -c 'CREATE EXTENSION citus' >/dev/null || return 1
