@@ -33,7 +33,7 @@ citus_start() {
         dd_cluster_start "$bindir" "$DD_RUN/citus/node$p" "$p" \
             -c shared_preload_libraries=citus -c listen_addresses=127.0.0.1 \
             -c fsync=off -c synchronous_commit=off -c max_connections=150 \
-            -c max_prepared_transactions=150 -c citus.enable_unsafe_triggers=on "$@"
+            -c max_prepared_transactions=150 "$@"
         CITUS_DATADIRS+=("$DD_DATADIR")
         psql -X -q -h 127.0.0.1 -p "$p" -U postgres -d postgres \
             -c 'CREATE EXTENSION citus' >/dev/null || return 1

@@ -51,6 +51,7 @@ INSERT INTO clips (user_id, title) VALUES ('old', 'kept'), ('old', 'deleted');
 DELETE FROM clips WHERE user_id = 'old' AND title = 'deleted';
 SELECT dd_track_event('old', 'signup', '{}', 'old-event');
 BEGIN;
+SET LOCAL citus.enable_unsafe_triggers = on;
 SET LOCAL citus.propagate_set_commands = 'local';
 SET LOCAL session_replication_role = replica;
 SELECT create_reference_table('api_keys');
