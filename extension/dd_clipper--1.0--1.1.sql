@@ -358,17 +358,34 @@ GRANT EXECUTE ON FUNCTION @extschema@.dd_set_claim(text),
 -- The first key.
 SELECT @extschema@.dd_rotate_claim_key();
 
-ALTER POLICY dd_user_rows ON @extschema@.clips
-    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id())
-    WITH CHECK (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
-ALTER POLICY dd_user_rows ON @extschema@.clip_tombstones
-    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
-ALTER POLICY dd_user_rows ON @extschema@.api_credits
-    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
-ALTER POLICY dd_user_rows ON @extschema@.api_usage_log
-    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
-ALTER POLICY dd_user_rows ON @extschema@.usage_events
-    USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+-- On a Citus cluster whose tables were distributed under 1.0, Citus would
+-- send each ALTER POLICY on to the shards at once, before the workers have
+-- run this script (which makes dd_claim_user_id): so the policies change on
+-- each node's own tables, by that node's run of this script, and the
+-- setting is put back as it was.
+DO $policies$
+DECLARE
+    ddl_propagation CONSTANT text := pg_catalog.current_setting('citus.enable_ddl_propagation', true);
+BEGIN
+    IF ddl_propagation IS NOT NULL THEN
+        PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+    END IF;
+    ALTER POLICY dd_user_rows ON @extschema@.clips
+        USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id())
+        WITH CHECK (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+    ALTER POLICY dd_user_rows ON @extschema@.clip_tombstones
+        USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+    ALTER POLICY dd_user_rows ON @extschema@.api_credits
+        USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+    ALTER POLICY dd_user_rows ON @extschema@.api_usage_log
+        USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+    ALTER POLICY dd_user_rows ON @extschema@.usage_events
+        USING (user_id OPERATOR(pg_catalog.=) @extschema@.dd_claim_user_id());
+    IF ddl_propagation IS NOT NULL THEN
+        PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', ddl_propagation, true);
+    END IF;
+END
+$policies$;
 
 COMMENT ON FUNCTION @extschema@.dd_enable_row_security(boolean) IS
     'Turn on (or off) row-level security on clips, clip_tombstones, api_credits, api_usage_log and usage_events: roles then see and write only the rows of the user of the claim set with dd_set_claim, and the credit, key and event functions act only for that user';
@@ -464,3 +481,234 @@ END
 $proc$;
 
 -- ==== end bad input ====
+
+-- ==== Scale-out on Citus: dd_distribute() and dd_undistribute() ====
+
+--
+-- Citus leaves the tables of an extension as they are on every node (it
+-- treats them as the extension's business), so distributing them is done
+-- here, in one idempotent call on the coordinator:
+--   * every per-user table is distributed by user_id, colocated with
+--     api_credits (so one user's rows of every table are on one node);
+--   * api_keys (looked up by key hash, without a user), clip_cursor_key and
+--     row_security_keys become reference tables: one copy, the same on every
+--     node, so a cursor or a claim made on one node verifies on another;
+--   * the functions that take user_id first are delegated to the node that
+--     holds that user's shard, so each call is one round trip to that node
+--     and every statement in it is local there;
+--   * every node gets its own range of ids (2^48 per node group), so ids are
+--     unique cluster-wide whichever node a row enters.
+-- The functions are PL/pgSQL so that the extension itself does not depend on
+-- Citus: the Citus functions they call are looked up when they run.
+--
+
+CREATE FUNCTION @extschema@.dd_distribute()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $dd$
+DECLARE
+    per_user CONSTANT text[] := ARRAY['api_credits', 'credit_grants', 'credit_refunds',
+        'api_usage_rollup', 'api_usage_log', 'clips', 'clip_tombstones', 'usage_events'];
+    reference CONSTANT text[] := ARRAY['api_keys', 'clip_cursor_key', 'row_security_keys'];
+    delegated CONSTANT text[] := ARRAY[
+        'dd_grant_credit(text,bigint,text,text)',
+        'dd_charge_credit(text,bigint,text,text,bigint,jsonb)',
+        'dd_refund_credit(text,text,text)',
+        'dd_credit_balance(text)',
+        'dd_log_usage(text,text,text,bigint,jsonb)',
+        'dd_track_event(text,text,jsonb,text,timestamp with time zone)',
+        'dd_clips_page(text,integer,text,text,text[],text,text)',
+        'dd_clip_changes(text,bigint,integer)'];
+    t text;
+    f text;
+    rel regclass;
+    r record;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'Citus is not installed in this database'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Install Citus, add it to shared_preload_libraries, CREATE EXTENSION citus, and add the workers.';
+    END IF;
+    IF NOT citus_is_coordinator() THEN
+        RAISE EXCEPTION 'dd_distribute() must run on the coordinator'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    -- clips has triggers (version, tombstones, notifications); they run on
+    -- the shards, in the writing transaction, like on one node.
+    SET LOCAL citus.enable_unsafe_triggers = on;
+    -- Rows already there are copied into the shards as they are: with the
+    -- triggers off there too (the SET is sent to the workers' sessions), so a
+    -- clip keeps its version, and no NOTIFY stops the two-phase commit.
+    SET LOCAL citus.propagate_set_commands = 'local';
+    SET LOCAL session_replication_role = replica;
+
+    FOREACH t IN ARRAY reference LOOP
+        rel := format('%I.%I', '@extschema@', t)::regclass;
+        IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = rel) THEN
+            PERFORM create_reference_table(rel);
+        END IF;
+    END LOOP;
+    FOREACH t IN ARRAY per_user LOOP
+        rel := format('%I.%I', '@extschema@', t)::regclass;
+        IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = rel) THEN
+            PERFORM create_distributed_table(rel, 'user_id',
+                colocate_with => CASE WHEN t = 'api_credits' THEN 'default'
+                                      ELSE format('%I.api_credits', '@extschema@') END);
+        END IF;
+    END LOOP;
+
+    SET LOCAL session_replication_role = origin;
+
+    -- The change feed is delegated even inside a transaction block: its
+    -- high-water is sound only from the snapshot of the node holding the
+    -- user's clips (it refuses to answer anywhere else).
+    FOREACH f IN ARRAY delegated LOOP
+        PERFORM create_distributed_function(
+            format('%I.%s', '@extschema@', f)::regprocedure, 'user_id',
+            colocate_with => format('%I.api_credits', '@extschema@'),
+            force_delegation => f LIKE 'dd_clip_changes(%');
+    END LOOP;
+
+    -- Identity ranges, on every node (nodes added later: run this again).
+    -- Node group g hands out ids g * 2^48 + 1 .. (g + 1) * 2^48 - 1; the
+    -- coordinator (group 0) keeps the ids it has already given.  One
+    -- statement per node: a failure is reported, not hidden behind the
+    -- success of a later statement.  row_security_keys' key ids stay the
+    -- coordinator's: keys are rotated there.
+    FOR r IN SELECT * FROM run_command_on_all_nodes(format($cmd$
+        DO $do$
+        DECLARE
+            g bigint := (SELECT groupid FROM pg_catalog.pg_dist_local_group);
+            lo bigint := g * 281474976710656 + 1;
+            hi bigint := (g + 1) * 281474976710656 - 1;
+            s record;
+            next bigint;
+        BEGIN
+            PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+            FOR s IN SELECT q.schemaname, q.sequencename
+                     FROM pg_catalog.pg_sequences q
+                     WHERE q.schemaname = %L
+                       AND q.sequencename IN ('api_keys_id_seq', 'credit_grants_id_seq',
+                           'credit_refunds_id_seq', 'api_usage_log_id_seq', 'clips_id_seq',
+                           'usage_events_id_seq')
+            LOOP
+                -- The value nextval would give (pg_sequences shows none
+                -- after a RESTART, so read the sequence itself).
+                EXECUTE pg_catalog.format(
+                    'SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM %%I.%%I',
+                    s.schemaname, s.sequencename) INTO next;
+                EXECUTE pg_catalog.format('ALTER SEQUENCE %%I.%%I MINVALUE %%s MAXVALUE %%s START WITH %%s RESTART WITH %%s',
+                    s.schemaname, s.sequencename, lo, hi, lo,
+                    CASE WHEN next BETWEEN lo AND hi THEN next ELSE lo END);
+            END LOOP;
+        END
+        $do$
+        $cmd$, '@extschema@'))
+    LOOP
+        IF NOT r.success THEN
+            RAISE EXCEPTION 'could not set the id ranges on node %: %', r.nodeid, r.result;
+        END IF;
+    END LOOP;
+END
+$dd$;
+
+--
+-- dd_undistribute(): the opposite.  Citus's undistribute_table() refuses a
+-- table an extension owns, so this does what it would: it copies each
+-- table's rows back into the coordinator's own table, drops its shards on
+-- every node and removes it from Citus's metadata (the three steps Citus's
+-- own DROP TABLE trigger takes); it stops delegating the functions and gives
+-- the coordinator's sequences back their whole range.  Afterwards the
+-- extension works on the coordinator alone, with every row, and DROP
+-- EXTENSION leaves nothing behind on any node.  Rows are copied with
+-- triggers off (session_replication_role = replica), so a clip keeps its
+-- version and no notification is sent for rows that did not change.
+--
+CREATE FUNCTION @extschema@.dd_undistribute()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $dd$
+DECLARE
+    tables CONSTANT text[] := ARRAY['api_credits', 'credit_grants', 'credit_refunds',
+        'api_usage_rollup', 'api_usage_log', 'clips', 'clip_tombstones', 'usage_events',
+        'api_keys', 'clip_cursor_key', 'row_security_keys'];
+    t text;
+    rel regclass;
+    cols text;
+    f regprocedure;
+    r record;
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RETURN;     -- nothing can be distributed
+    END IF;
+    IF NOT citus_is_coordinator() THEN
+        RAISE EXCEPTION 'dd_undistribute() must run on the coordinator'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+
+    -- Functions: no longer delegated, here and on every node.
+    FOR f IN SELECT o.objid::regprocedure FROM pg_dist_object o
+             JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = o.objid
+                             AND d.deptype = 'e'
+             JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'dd_clipper'
+             WHERE o.classid = 'pg_proc'::regclass
+    LOOP
+        FOR r IN SELECT * FROM run_command_on_all_nodes(format(
+            'SELECT pg_catalog.citus_unmark_object_distributed(%L::pg_catalog.regclass, %L::pg_catalog.regprocedure, 0, false)',
+            'pg_proc', f::text))
+        LOOP
+            IF NOT r.success THEN
+                RAISE EXCEPTION 'could not stop delegating % on node %: %', f, r.nodeid, r.result;
+            END IF;
+        END LOOP;
+    END LOOP;
+
+    -- Writers wait until the rows are back.
+    FOREACH t IN ARRAY tables LOOP
+        rel := format('%I.%I', '@extschema@', t)::regclass;
+        IF EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = rel) THEN
+            EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', rel);
+        END IF;
+    END LOOP;
+
+    SET LOCAL session_replication_role = replica;
+    FOREACH t IN ARRAY tables LOOP
+        rel := format('%I.%I', '@extschema@', t)::regclass;
+        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = rel);
+        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+        FROM pg_attribute a
+        WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+        EXECUTE format('CREATE TEMP TABLE dd_undistribute_rows ON COMMIT DROP AS SELECT %s FROM %s', cols, rel);
+        PERFORM master_remove_distributed_table_metadata_from_workers(rel, '@extschema@', t);
+        PERFORM citus_drop_all_shards(rel, '@extschema@', t, false);
+        PERFORM master_remove_partition_metadata(rel, '@extschema@', t);
+        EXECUTE format('DELETE FROM %s', rel);
+        EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM dd_undistribute_rows',
+                       rel, cols, cols);
+        DROP TABLE dd_undistribute_rows;
+    END LOOP;
+    RESET session_replication_role;
+
+    -- The coordinator's sequences: the whole range again (its ids so far
+    -- were all below 2^48, the workers' above).
+    FOR r IN SELECT q.schemaname, q.sequencename FROM pg_sequences q
+             WHERE q.schemaname = '@extschema@'
+               AND q.sequencename IN ('api_keys_id_seq', 'credit_grants_id_seq',
+                   'credit_refunds_id_seq', 'api_usage_log_id_seq', 'clips_id_seq',
+                   'usage_events_id_seq')
+    LOOP
+        PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
+        EXECUTE format('ALTER SEQUENCE %I.%I NO MAXVALUE', r.schemaname, r.sequencename);
+    END LOOP;
+END
+$dd$;
+
+COMMENT ON FUNCTION @extschema@.dd_distribute() IS
+    'On a Citus coordinator: distribute the per-user tables by user_id (colocated), make api_keys and the key tables reference tables, delegate the per-user functions to the node of the user''s shard and give every node its own id range; idempotent';
+COMMENT ON FUNCTION @extschema@.dd_undistribute() IS
+    'On a Citus coordinator: bring every row back into the coordinator''s tables, drop the shards on every node and stop delegating, so the extension runs on one node and DROP EXTENSION leaves nothing behind';
+REVOKE ALL ON FUNCTION @extschema@.dd_distribute(), @extschema@.dd_undistribute() FROM PUBLIC;
+
+-- ==== end scale-out on Citus ====

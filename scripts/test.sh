@@ -10,6 +10,9 @@
 #   3. pgTAP suites      test/pgtap/*.sql, run by pg_prove
 #   4. load, fault, dump and upgrade runs   test/t/*.sh, run by prove,
 #      with the client examples' tests (examples/drizzle, examples/python)
+#   5. test/citus/run.sh, a coordinator and two workers (ports DD_PORT + 3
+#      to + 5), where Citus is installed in the server under test; it
+#      skips, saying why, where it is not
 # stops the cluster, prints "N passed, M failed" counting every test of every
 # runner (above it, behaviour tests and schema checks apart), and exits
 # non-zero on any failure.
@@ -122,6 +125,13 @@ rc=${PIPESTATUS[0]}
 count prove "$rc" \
     "$(grep -cE '^ *ok [0-9]+' "$logdir/prove.log")" \
     "$(grep -cE '^ *not ok [0-9]+' "$logdir/prove.log")"
+
+dd_log "Citus (test/citus/run.sh; skipped where Citus is not installed)"
+prove -v --exec bash test/citus/run.sh 2>&1 | tee "$logdir/citus.log"
+rc=${PIPESTATUS[0]}
+count citus "$rc" \
+    "$(grep -cE '^ *ok [0-9]+' "$logdir/citus.log")" \
+    "$(grep -cE '^ *not ok [0-9]+' "$logdir/citus.log")"
 
 dd_log "summary"
 cat "$logdir/summary"

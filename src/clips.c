@@ -1130,6 +1130,58 @@ static DdPlan high_water_plan = {
 };
 
 /*
+ * On Citus: is user $1's shard of clips ($2) on this node?  True too when
+ * clips is not distributed.  Only prepared where Citus is installed (it
+ * reads Citus's catalogs).
+ */
+static DdPlan local_shard_plan = {
+	"SELECT NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition d"
+	"  WHERE d.logicalrelid OPERATOR(pg_catalog.=) $2)"
+	" OR EXISTS (SELECT FROM pg_catalog.pg_dist_placement p, pg_catalog.pg_dist_local_group l"
+	"  WHERE p.shardid OPERATOR(pg_catalog.=)"
+	"   pg_catalog.get_shard_id_for_distribution_column($2, $1)"
+	"  AND p.groupid OPERATOR(pg_catalog.=) l.groupid)",
+	2, {TEXTOID, REGCLASSOID}
+};
+
+/*
+ * EnsureLocalShard
+ *		On Citus, refuse to answer for a user whose clips live on another
+ *		node.  Versions are stamped from the transaction ids of the node
+ *		that holds the user's shard, so the high-water must come from a
+ *		snapshot of that node: answered anywhere else, a poll could skip a
+ *		commit.  dd_distribute() delegates dd_clip_changes to that node, so
+ *		a call through the coordinator (or any node) is answered there.
+ */
+static void
+EnsureLocalShard(Oid nspid, text *user_id)
+{
+	static int	citus = -1;
+	Datum		values[2];
+	bool		isnull;
+	Oid			clips;
+
+	if (citus < 0)
+		citus = DdCitusInstalled() ? 1 : 0;
+	if (!citus)
+		return;
+	clips = get_relname_relid("clips", nspid);
+	if (!OidIsValid(clips))
+		elog(ERROR, "relation clips of dd_clipper does not exist");
+	values[0] = PointerGetDatum(user_id);
+	values[1] = ObjectIdGetDatum(clips);
+	DdExecutePlan(&local_shard_plan, nspid, values, NULL, true, 1, SPI_OK_SELECT);
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("dd_clip_changes must run on the node that holds the clips of user_id \"%s\"",
+						text_to_cstring(user_id)),
+				 errdetail("Change versions come from that node's transaction ids, so only its snapshot gives a sound high-water."),
+				 errhint("Run dd_distribute(), which delegates dd_clip_changes to that node, and call it as a statement of its own.")));
+}
+
+/*
  * Changes of user $1 with $2 < version <= $3, in version order, at most $4
  * (NULL: all): the current state of each clip (a soft-deleted clip is a
  * delete) and the tombstones of hard-deleted ones.
@@ -1259,6 +1311,7 @@ dd_clip_changes(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 
 	EnsureClipColumns(nspid);
+	EnsureLocalShard(nspid, user_id);
 
 	/* Read-only: this query and the next share the caller's snapshot. */
 	DdExecutePlan(&high_water_plan, nspid, NULL, NULL, true, 1, SPI_OK_SELECT);

@@ -43,7 +43,8 @@ extern int	dd_migration_batch_pause;	/* milliseconds */
  *			static DdPlan charge_plan = {"UPDATE @extschema@.api_credits ...", 2, {TEXTOID, INT8OID}};
  *
  *		cursor_options (last, so the initializer above leaves it 0) is
- *		passed to SPI_prepare_cursor.  CURSOR_OPT_GENERIC_PLAN keeps one
+ *		passed to SPI_prepare_cursor (without CURSOR_OPT_GENERIC_PLAN where
+ *		Citus is installed: see dd_common.c).  CURSOR_OPT_GENERIC_PLAN keeps one
  *		generic plan instead of letting the plan cache re-plan each call
  *		with the parameters' values (a custom plan), which for a short
  *		statement costs more than executing it; use it for point lookups
@@ -66,6 +67,7 @@ typedef struct DdPlan
 } DdPlan;
 
 extern Oid	DdFunctionSchema(FunctionCallInfo fcinfo);
+extern bool DdCitusInstalled(void);
 extern SPIPlanPtr DdPreparePlan(DdPlan *slot, Oid nspid);
 extern int	DdExecutePlan(DdPlan *slot, Oid nspid, Datum *values,
 						  const char *nulls, bool read_only, long count,

@@ -14,10 +14,19 @@
  * pg_proc row, which is cheap (syscache) and always right, even when the
  * extension was installed with CREATE EXTENSION ... SCHEMA.
  *
+ * On Citus, no plan is forced generic.  Citus plans a statement on a
+ * distributed table when it knows the parameters' values (or can prune by
+ * them at execution, as for a point write by user_id); for the others it
+ * makes its generic plan look expensive so that the plan cache always
+ * plans them with the values.  A plan forced generic would be that
+ * unusable plan ("could not create distributed plan").  So where Citus is
+ * installed, the plan cache chooses, as it does for PL/pgSQL.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "commands/extension.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -46,6 +55,18 @@ DdFunctionSchema(FunctionCallInfo fcinfo)
 }
 
 /*
+ * DdCitusInstalled
+ *		Whether the Citus extension is installed in this database.  Looked
+ *		up, not cached: it is asked only when a plan is prepared, once per
+ *		plan and backend.
+ */
+bool
+DdCitusInstalled(void)
+{
+	return OidIsValid(get_extension_oid("citus", true));
+}
+
+/*
  * DdPreparePlan
  *		Return the saved plan of slot for the extension schema nspid,
  *		preparing and keeping it on first use (or when the schema changed).
@@ -58,6 +79,7 @@ DdPreparePlan(DdPlan *slot, Oid nspid)
 	const char *quoted;
 	StringInfoData buf;
 	const char *p;
+	int			options;
 	SPIPlanPtr	plan;
 
 	if (slot->plan != NULL && slot->nspid == nspid)
@@ -85,8 +107,11 @@ DdPreparePlan(DdPlan *slot, Oid nspid)
 		p = hit + strlen("@extschema@");
 	}
 
+	options = slot->cursor_options;
+	if (DdCitusInstalled())
+		options &= ~CURSOR_OPT_GENERIC_PLAN;
 	plan = SPI_prepare_cursor(buf.data, slot->nargs, (Oid *) slot->argtypes,
-							  slot->cursor_options);
+							  options);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
 			 buf.data, SPI_result_code_string(SPI_result));

@@ -100,6 +100,19 @@ static DdPlan track_many_plan = {
 };
 
 /*
+ * The same on Citus, which runs the batch as an INSERT ... SELECT through
+ * intermediate results and counts the rows it sent to the shards, dropped
+ * duplicates included (and SPI's check of RETURNING against that count
+ * fails): the rows returned, counted, are the rows stored.
+ */
+static DdPlan track_many_citus_plan = {
+	"WITH stored AS (" TRACK_MANY_INSERT
+	" ON CONFLICT (user_id, event_id) DO NOTHING RETURNING 1)"
+	" SELECT pg_catalog.count(*) FROM stored",
+	5, TRACK_MANY_ARGTYPES
+};
+
+/*
  * The same batch without the conflict clause: the fast path (see
  * InsertBatch), and the only path when no element has an event_id.
  */
@@ -295,6 +308,12 @@ ElementTimestamp(JsonbValue *v, int pos)
  *		back and the batch inserted again with ON CONFLICT DO NOTHING.
  *		Either way each (user_id, event_id) is stored once.  Any other
  *		error is re-thrown.
+ *
+ *		On Citus the batch always takes ON CONFLICT DO NOTHING: a unique
+ *		violation on a shard comes back from Citus as an internal error
+ *		(XX000), not as 23505, so the plain insert's failure could not be
+ *		told apart from any other.  Whether Citus is installed is looked
+ *		up once per backend.
  */
 static int
 InsertBatch(Oid nspid, Datum *values, bool any_event_id)
@@ -302,7 +321,20 @@ InsertBatch(Oid nspid, Datum *values, bool any_event_id)
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile int stored = -1;
+	static int	citus = -1;
 
+	if (citus < 0)
+		citus = DdCitusInstalled() ? 1 : 0;
+	if (citus)
+	{
+		bool		isnull;
+
+		DdExecutePlan(&track_many_citus_plan, nspid, values, NULL,
+					  false, 0, SPI_OK_SELECT);
+		return (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1,
+												 &isnull));
+	}
 	if (!any_event_id)
 		return DdExecutePlan(&track_many_fast_plan, nspid, values, NULL,
 							 false, 0, SPI_OK_INSERT);

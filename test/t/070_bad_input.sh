@@ -127,9 +127,12 @@ crashes=$(tail -c +$((log_from + 1)) "$serverlog" 2>/dev/null | grep -E 'termina
 is "$(q postgres "SELECT 'up'") ${crashes:-no crash}" "up no crash" "the server is up and its log shows no crash"
 [ -n "$crashes" ] && printf '%s\n' "$crashes" | head -5 | sed 's/^/#   /'
 
-bad_valid=$(awk -F'\t' '$3 == "valid call" && $4 != "ok" && $1 !~ /^dd_(clips_stamp|clips_publish|clips_refuse_truncate|migration_keep_in_step)\(/' "$work/table.tsv")
+# dd_distribute needs Citus, which this cluster has not: its good call must
+# fail with exactly that (0A000), as its bad inputs do.
+bad_valid=$(awk -F'\t' '$3 == "valid call" && $1 ~ /^dd_distribute\(/ { if ($4 != "0A000") print; next }
+    $3 == "valid call" && $4 != "ok" && $1 !~ /^dd_(clips_stamp|clips_publish|clips_refuse_truncate|migration_keep_in_step)\(/' "$work/table.tsv")
 [ -z "$bad_valid" ]
-ok $? "the good call of every function (trigger functions aside) succeeds, so each bad input is tried on a call that works"
+ok $? "the good call of every function (trigger functions aside; dd_distribute answers 0A000 without Citus) succeeds, so each bad input is tried on a call that works"
 [ -n "$bad_valid" ] && printf '%s\n' "$bad_valid" | sed 's/^/#   /'
 
 # The README's table: one row per (function, argument), a column per
