@@ -534,6 +534,9 @@ DdConvexLoadDocs(const char *ext, const char *docs, const char *file)
 				  " WHERE x.file = $1 AND NOT EXISTS (SELECT 1 FROM pg_temp.dd_convex_bad b"
 				  " WHERE b.line = x.line)",
 				  ext, docs, 1, argtypes, values, SPI_OK_UTILITY);
+	/* Statistics, so that the joins below are planned for the real row count. */
+	DdConvexQuery("ANALYZE pg_temp.dd_convex_doc", ext, docs, 0, NULL, NULL,
+				  SPI_OK_UTILITY);
 }
 
 /*
@@ -632,6 +635,8 @@ dd_convex_import_table(PG_FUNCTION_ARGS)
 					  ext, docs, 0, NULL, NULL, SPI_OK_UTILITY);
 		DdConvexQuery("CREATE TEMP TABLE dd_convex_storage ON COMMIT DROP AS " DD_STORAGE_MAP,
 					  ext, docs, 0, NULL, NULL, SPI_OK_UTILITY);
+		DdConvexQuery("ANALYZE pg_temp.dd_convex_storage", ext, docs, 0, NULL, NULL,
+					  SPI_OK_UTILITY);
 	}
 	if (storage_only)
 	{
@@ -707,6 +712,8 @@ dd_convex_import_table(PG_FUNCTION_ARGS)
 					 tbl->extra_cols, DD_COMMON_CHECKS, tbl->checks,
 					 tbl->map_cols, tbl->known, tbl->extra_from);
 	DdConvexQuery(q.data, ext, docs, 0, NULL, NULL, SPI_OK_UTILITY);
+	DdConvexQuery("ANALYZE pg_temp.dd_convex_map", ext, docs, 0, NULL, NULL,
+				  SPI_OK_UTILITY);
 
 	/* A reference that did not resolve is kept with the unknown fields. */
 	if (strcmp(tbl->name, "apiUsageLog") == 0)
@@ -776,6 +783,8 @@ dd_convex_import_table(PG_FUNCTION_ARGS)
 						 "t.credits AS old_credits," : "",
 						 tbl->compare_t, tbl->compare_m, tbl->target, tbl->name);
 	DdConvexQuery(q.data, ext, docs, 0, NULL, NULL, SPI_OK_UTILITY);
+	DdConvexQuery("ANALYZE pg_temp.dd_convex_plan", ext, docs, 0, NULL, NULL,
+				  SPI_OK_UTILITY);
 
 	/* 4. Write. */
 	resetStringInfo(&q);
