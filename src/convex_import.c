@@ -534,8 +534,12 @@ DdConvexLoadDocs(const char *ext, const char *docs, const char *file)
 				  " WHERE x.file = $1 AND NOT EXISTS (SELECT 1 FROM pg_temp.dd_convex_bad b"
 				  " WHERE b.line = x.line)",
 				  ext, docs, 1, argtypes, values, SPI_OK_UTILITY);
-	/* Statistics, so that the joins below are planned for the real row count. */
-	DdConvexQuery("ANALYZE pg_temp.dd_convex_doc", ext, docs, 0, NULL, NULL,
+	/*
+	 * Statistics, so that the joins below are planned for the real row
+	 * count.  Of the join keys only: statistics go to pg_statistic, which is
+	 * WAL-logged, and a plaintext key must never reach it.
+	 */
+	DdConvexQuery("ANALYZE pg_temp.dd_convex_doc (line)", ext, docs, 0, NULL, NULL,
 				  SPI_OK_UTILITY);
 }
 
@@ -635,7 +639,7 @@ dd_convex_import_table(PG_FUNCTION_ARGS)
 					  ext, docs, 0, NULL, NULL, SPI_OK_UTILITY);
 		DdConvexQuery("CREATE TEMP TABLE dd_convex_storage ON COMMIT DROP AS " DD_STORAGE_MAP,
 					  ext, docs, 0, NULL, NULL, SPI_OK_UTILITY);
-		DdConvexQuery("ANALYZE pg_temp.dd_convex_storage", ext, docs, 0, NULL, NULL,
+		DdConvexQuery("ANALYZE pg_temp.dd_convex_storage (storage_id)", ext, docs, 0, NULL, NULL,
 					  SPI_OK_UTILITY);
 	}
 	if (storage_only)
@@ -712,7 +716,7 @@ dd_convex_import_table(PG_FUNCTION_ARGS)
 					 tbl->extra_cols, DD_COMMON_CHECKS, tbl->checks,
 					 tbl->map_cols, tbl->known, tbl->extra_from);
 	DdConvexQuery(q.data, ext, docs, 0, NULL, NULL, SPI_OK_UTILITY);
-	DdConvexQuery("ANALYZE pg_temp.dd_convex_map", ext, docs, 0, NULL, NULL,
+	DdConvexQuery("ANALYZE pg_temp.dd_convex_map (line, user_id, convex_id)", ext, docs, 0, NULL, NULL,
 				  SPI_OK_UTILITY);
 
 	/* A reference that did not resolve is kept with the unknown fields. */
@@ -783,7 +787,7 @@ dd_convex_import_table(PG_FUNCTION_ARGS)
 						 "t.credits AS old_credits," : "",
 						 tbl->compare_t, tbl->compare_m, tbl->target, tbl->name);
 	DdConvexQuery(q.data, ext, docs, 0, NULL, NULL, SPI_OK_UTILITY);
-	DdConvexQuery("ANALYZE pg_temp.dd_convex_plan", ext, docs, 0, NULL, NULL,
+	DdConvexQuery("ANALYZE pg_temp.dd_convex_plan (line, user_id, convex_id)", ext, docs, 0, NULL, NULL,
 				  SPI_OK_UTILITY);
 
 	/* 4. Write. */
