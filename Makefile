@@ -12,6 +12,9 @@ OBJS = dd_clipper.o $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 DATA = $(sort $(wildcard extension/$(EXTENSION)--*.sql))
 
+# The Convex importer, installed beside psql (pg_config --bindir).
+SCRIPTS = bin/dd_convex_import
+
 # One pg_regress file per capability; every file creates and drops the
 # extension itself, so the files are independent of each other's order.
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

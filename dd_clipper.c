@@ -23,6 +23,7 @@ PG_MODULE_MAGIC;
 /* dd_clipper.key_touch_interval: see dd_clipper.h */
 int			dd_key_touch_interval = 60;
 int			dd_migration_batch_pause = 0;
+bool		dd_legacy_keys = false;
 
 /*
  * dd_clipper.user_id: read by the row-level security policies of 1.0 only.
@@ -70,6 +71,19 @@ _PG_init(void)
 							PGC_USERSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("dd_clipper.legacy_keys",
+							 "Also verify keys that are not in dd_clipper's format, by their hash.",
+							 "Keys imported from Convex (bin/dd_convex_import) predate the "
+							 "checksummed ddk_ format.  When on, dd_verify_api_key and "
+							 "dd_authorize_and_charge look up any other text of 1 to 512 bytes "
+							 "by its SHA-256; a text with the ddk_ prefix and a bad checksum "
+							 "is still MALFORMED without a lookup.",
+							 &dd_legacy_keys,
+							 false,
+							 PGC_USERSET,
+							 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("dd_clipper.user_id",
 							   "Version 1.0 only: the user whose rows row-level security lets this session see.",

@@ -712,3 +712,108 @@ COMMENT ON FUNCTION @extschema@.dd_undistribute() IS
 REVOKE ALL ON FUNCTION @extschema@.dd_distribute(), @extschema@.dd_undistribute() FROM PUBLIC;
 
 -- ==== end scale-out on Citus ====
+
+-- ==== Convex import ====
+
+--
+-- bin/dd_convex_import loads an `npx convex export` ZIP: it streams each
+-- table's documents.jsonl with COPY into a temporary staging table of its
+-- session, (file, line, doc), and calls dd_convex_import_table once per
+-- table, in one transaction per table (src/convex_import.c).  Rows keep
+-- their Convex _id in convex_id; a second import of the same export
+-- changes no row.  Two bookkeeping tables hold what the five tables have
+-- no column for.  Like credit_grants, they are the owner's: no role is
+-- granted anything on them, so they need no row policy.
+--
+
+CREATE TABLE @extschema@.convex_unmapped (
+    table_name      text NOT NULL,
+    user_id         text NOT NULL,
+    convex_id       text NOT NULL,
+    fields          jsonb NOT NULL
+                    CONSTRAINT convex_unmapped_fields_check CHECK (pg_catalog.jsonb_typeof(fields) OPERATOR(pg_catalog.=) 'object'),
+    PRIMARY KEY (user_id, table_name, convex_id)
+);
+COMMENT ON TABLE @extschema@.convex_unmapped IS
+    'Fields of imported Convex documents that the mapping has no column for (and references that did not resolve), kept so that nothing of the export is dropped';
+COMMENT ON COLUMN @extschema@.convex_unmapped.table_name IS
+    'Convex table of the document: apiKeys, apiCredits, apiUsageLog, clips or usageEvents';
+COMMENT ON COLUMN @extschema@.convex_unmapped.convex_id IS
+    'The document''s _id; its row has the same user_id and convex_id';
+COMMENT ON COLUMN @extschema@.convex_unmapped.fields IS
+    'The document''s other fields, as exported';
+
+CREATE TABLE @extschema@.convex_opening_balances (
+    user_id         text PRIMARY KEY,
+    convex_id       text,
+    balance         bigint,
+    charged         bigint NOT NULL DEFAULT 0,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE @extschema@.convex_opening_balances IS
+    'Per user, what was imported from Convex: the opening grant (credit_grants, idempotency_key convex:opening) is balance + charged, so the ledger balances';
+COMMENT ON COLUMN @extschema@.convex_opening_balances.convex_id IS
+    'The _id of the user''s apiCredits document';
+COMMENT ON COLUMN @extschema@.convex_opening_balances.balance IS
+    'The balance last imported from Convex; NULL when the user had usage but no apiCredits document';
+COMMENT ON COLUMN @extschema@.convex_opening_balances.charged IS
+    'Sum of the credits of the user''s imported usage rows';
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.convex_unmapped', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.convex_opening_balances', '');
+REVOKE ALL ON @extschema@.convex_unmapped, @extschema@.convex_opening_balances FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.dd_convex_import_table(table_name text, documents regclass)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'dd_convex_import_table'
+LANGUAGE C VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.dd_convex_import_table(text, regclass) IS
+    'Import one Convex table (apiKeys, apiCredits, apiUsageLog, clips, usageEvents) from a staging table (file text, line bigint, doc text) filled from an export ZIP, by convex_id, as the caller; returns the counts and the skipped lines. ''_storage'' checks and lists the exported files. Used by bin/dd_convex_import';
+-- The caller's own rights apply (SECURITY INVOKER): run it as the
+-- extension's owner, or a role granted what the import writes.
+REVOKE ALL ON FUNCTION @extschema@.dd_convex_import_table(text, regclass) FROM PUBLIC;
+
+-- A view of the mapping, for people: every field of every table and where
+-- it goes.
+CREATE VIEW @extschema@.dd_convex_mapping (convex_table, convex_field, target_table, target_column, conversion) AS
+VALUES
+    ('*', '_id', '*', 'convex_id', 'string'),
+    ('*', '_creationTime', '*', 'created_at', 'milliseconds since the epoch, exact to the microsecond (usageEvents: received_at)'),
+    ('*', 'userId', '*', 'user_id', 'string, 1 to 256 characters'),
+    ('*', '(any other field)', 'convex_unmapped', 'fields', 'kept as exported, by (user_id, table_name, convex_id)'),
+    ('apiKeys', 'key', 'api_keys', 'key_hash', 'plaintext key: only its SHA-256 is stored; verifies with dd_clipper.legacy_keys = on'),
+    ('apiKeys', 'keyHash', 'api_keys', 'key_hash', 'SHA-256 in hex (64 digits) or base64 (44 characters)'),
+    ('apiKeys', 'name', 'api_keys', 'name', 'string'),
+    ('apiKeys', 'prefix', 'api_keys', 'prefix', 'string; absent: the first 8 characters of a plaintext key of 32 or more, else empty'),
+    ('apiKeys', 'expiresAt', 'api_keys', 'expires_at', 'milliseconds'),
+    ('apiKeys', 'lastUsedAt', 'api_keys', 'last_used_at', 'milliseconds; a later use recorded in PostgreSQL wins'),
+    ('apiKeys', 'revokedAt', 'api_keys', 'revoked_at', 'milliseconds; a revocation is never undone by an import'),
+    ('apiKeys', 'revoked', 'api_keys', 'revoked_at', 'true without revokedAt: revoked at _creationTime'),
+    ('apiCredits', 'balance', 'api_credits', 'balance', 'integer >= 0 (Int64 strings exact); opening grant = balance + imported charges'),
+    ('apiCredits', 'updatedAt', 'api_credits', 'updated_at', 'milliseconds; absent: _creationTime'),
+    ('apiUsageLog', 'requestId', 'api_usage_log', 'request_id', 'string'),
+    ('apiUsageLog', 'endpoint', 'api_usage_log', 'endpoint', 'string'),
+    ('apiUsageLog', 'credits', 'api_usage_log', 'credits', 'integer >= 0 (Int64 strings exact); absent: 0'),
+    ('apiUsageLog', 'apiKeyId', 'api_usage_log', 'api_key_id', 'the id of the api_keys row with that convex_id; unresolved: NULL, and kept in convex_unmapped'),
+    ('apiUsageLog', 'metadata', 'api_usage_log', 'metadata', 'object'),
+    ('apiUsageLog', 'balanceAfter', 'api_usage_log', 'balance_after', 'integer (Int64 strings exact)'),
+    ('clips', 'title', 'clips', 'title', 'string; absent: empty'),
+    ('clips', 'sourceUrl', 'clips', 'source_url', 'string'),
+    ('clips', 'transcript', 'clips', 'transcript', 'string'),
+    ('clips', 'notes', 'clips', 'notes', 'string'),
+    ('clips', 'tags', 'clips', 'tags', 'array of strings; absent: empty'),
+    ('clips', 'status', 'clips', 'status', 'string; absent: ready'),
+    ('clips', 'storageId', 'clips', 'blob_provider, blob_key, blob_sha256, blob_size, blob_content_type', '''convex'', the storage id, and the sha256 (32 bytes), size and contentType of _storage/documents.jsonl'),
+    ('clips', 'updatedAt', 'clips', 'updated_at', 'milliseconds, on insert; absent: _creationTime'),
+    ('clips', 'deletedAt', 'clips', 'deleted_at', 'milliseconds'),
+    ('usageEvents', 'event', 'usage_events', 'event', 'string'),
+    ('usageEvents', 'properties', 'usage_events', 'properties', 'object; absent: {}'),
+    ('usageEvents', 'eventId', 'usage_events', 'event_id', 'string'),
+    ('usageEvents', 'occurredAt', 'usage_events', 'occurred_at', 'milliseconds; absent: _creationTime');
+COMMENT ON VIEW @extschema@.dd_convex_mapping IS
+    'Where dd_convex_import puts every field of the five Convex tables';
+REVOKE ALL ON @extschema@.dd_convex_mapping FROM PUBLIC;
+
+-- ==== end Convex import ====

@@ -42,8 +42,10 @@ export DD_PG DD_CACHE DD_RUN
 # pg_prove; clang for test/fuzz (libFuzzer); pgbouncer for
 # test/t/073_pgbouncer.sh, which starts its own (where systemd runs,
 # installing the package also starts Debian's service on localhost:6432;
-# the tests do not use it).
-DD_PACKAGES=(make gcc libtap-parser-sourcehandler-pgtap-perl clang libclang-rt-dev pgbouncer)
+# the tests do not use it); unzip for bin/dd_convex_import, which reads
+# Convex's export ZIPs with it (test/t/080_convex_import.sh builds them with
+# Python's zipfile, and python3 comes with the examples' packages).
+DD_PACKAGES=(make gcc libtap-parser-sourcehandler-pgtap-perl clang libclang-rt-dev pgbouncer unzip)
 case $DD_PG in
     15)
         DD_SYSTEM_BINDIR=/usr/lib/postgresql/15/bin

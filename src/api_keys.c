@@ -231,9 +231,29 @@ DdLookupKey(Oid nspid, bytea *hash, TimestampTz now, TimestampTz cutoff,
 }
 
 /*
+ * DdLegacyKey
+ *		Whether key, which is not a well-formed dd_clipper key, is looked up
+ *		anyway as a key imported from Convex: only with
+ *		dd_clipper.legacy_keys on, for 1 to DD_MAX_LEGACY_KEY bytes that do
+ *		not start with the ddk_ prefix (a malformed key of our own format is
+ *		MALFORMED whatever the setting, without a lookup).
+ */
+static bool
+DdLegacyKey(text *key)
+{
+	size_t		len = VARSIZE_ANY_EXHDR(key);
+
+	return dd_legacy_keys && len > 0 && len <= DD_MAX_LEGACY_KEY
+		&& !(len >= DD_KEY_PREFIX_LEN
+			 && memcmp(VARDATA_ANY(key), DD_KEY_PREFIX, DD_KEY_PREFIX_LEN) == 0);
+}
+
+/*
  * DdCheckKey
  *		Verify the key in api_key (a text datum, or NULL) and fill check.
- *		MALFORMED is decided by the codec without touching a table.  When
+ *		MALFORMED is decided by the codec without touching a table; with
+ *		dd_clipper.legacy_keys on, a text that is not of our format (see
+ *		DdLegacyKey) is looked up by its SHA-256 like a key.  When
  *		the key is VALID and its last_used_at is due, write last_used_at
  *		with the conditional UPDATE described in the file banner; if that
  *		UPDATE writes nothing (a concurrent verification wrote it, or the
@@ -254,15 +274,30 @@ DdCheckKey(Oid nspid, bool isnull, Datum api_key, DdKeyCheck *check)
 	check->key_id = 0;
 	check->user_id = NULL;
 
-	/* Not even detoasted when its length cannot be a key's. */
-	if (isnull || toast_raw_datum_size(api_key) != VARHDRSZ + DD_KEY_LEN)
+	if (isnull)
 		return;
-	key = DatumGetTextPP(api_key);
-	if (VARSIZE_ANY_EXHDR(key) != DD_KEY_LEN
-		|| !DdKeyDecode(VARDATA_ANY(key), DD_KEY_LEN, NULL))
-		return;
+	if (toast_raw_datum_size(api_key) == VARHDRSZ + DD_KEY_LEN)
+	{
+		key = DatumGetTextPP(api_key);
+		if (DdKeyDecode(VARDATA_ANY(key), DD_KEY_LEN, NULL))
+			hash = DdKeySha256(VARDATA_ANY(key), DD_KEY_LEN);
+		else if (!DdLegacyKey(key))
+			return;
+		else
+			hash = DdKeySha256(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	}
+	else
+	{
+		/* Not even detoasted when its length cannot be a key's. */
+		if (!dd_legacy_keys
+			|| toast_raw_datum_size(api_key) > VARHDRSZ + DD_MAX_LEGACY_KEY)
+			return;
+		key = DatumGetTextPP(api_key);
+		if (!DdLegacyKey(key))
+			return;
+		hash = DdKeySha256(VARDATA_ANY(key), VARSIZE_ANY_EXHDR(key));
+	}
 
-	hash = DdKeySha256(VARDATA_ANY(key), DD_KEY_LEN);
 	now = GetCurrentTransactionStartTimestamp();
 	cutoff = now - (TimestampTz) dd_key_touch_interval * USECS_PER_SEC;
 

@@ -18,6 +18,10 @@
 /* Settings (defined in dd_clipper.c) */
 extern int	dd_key_touch_interval;	/* seconds */
 extern int	dd_migration_batch_pause;	/* milliseconds */
+extern bool dd_legacy_keys;		/* verify keys imported from Convex */
+
+/* Longest key that dd_clipper.legacy_keys looks up, in bytes. */
+#define DD_MAX_LEGACY_KEY	512
 
 /*
  * Limits on text arguments, in characters.  Documented in the README; an

@@ -50,7 +50,9 @@ good_by_function(proname, name, expr) AS (VALUES
     ('dd_migration_drop', 'name', $$'m_fixture'$$),
     ('dd_migration_dry_run', 'name', $$'m_fixture'$$),
     ('dd_migration_remaining', 'name', $$'m_fixture'$$),
-    ('dd_enable_row_security', 'enable', $$false$$)
+    ('dd_enable_row_security', 'enable', $$false$$),
+    ('dd_convex_import_table', 'table_name', $$'clips'$$),
+    ('dd_convex_import_table', 'documents', $$'bad_convex_docs'::regclass$$)
 ),
 good_by_name(name, expr) AS (VALUES
     ('user_id', $$'u1'$$),
@@ -170,6 +172,9 @@ bad_by_name(name, ord, class, expr) AS (VALUES
     ('relation', 60, 'a view', $$'bad_view'::regclass$$),
     ('relation', 61, 'no primary key', $$'bad_nopk'::regclass$$),
     ('sort', 60, 'unknown sort', $$'sideways'$$),
+    ('table_name', 60, 'not a table the import knows', $$'notes'$$),
+    ('documents', 60, 'a table of other columns', $$'bad_docs'::regclass$$),
+    ('documents', 61, 'doc not text', $$'bad_convex_jsonb'::regclass$$),
     ('name', 60, 'unknown name', $$'bad_input_no_such'$$),
     ('run_after', 60, 'unknown name', $$'bad_input_no_such'$$),
     ('request_id', 60, 'never charged', $$'req-never'$$),

@@ -13,7 +13,8 @@
 # commit, are CALLed on their own.  Fixtures make the good calls real: a
 # user with credit and a charged request, keys, a claim, clips and their
 # cursors, a table and a migration on it (dd_migration_start's worker is
-# waited for after each call).
+# waited for after each call), a staged Convex export for
+# dd_convex_import_table.
 #
 # Asserts: every case ran and reported a SQLSTATE; none is XX000 (an
 # internal error: a bad input must get a clear one); the server never
@@ -49,6 +50,13 @@ CREATE TABLE bad_docs (id bigint PRIMARY KEY, n int NOT NULL DEFAULT 0);
 INSERT INTO bad_docs (id) SELECT g FROM generate_series(1, 10) g;
 CREATE VIEW bad_view AS SELECT * FROM bad_docs;
 CREATE TABLE bad_nopk (n int);
+-- What bin/dd_convex_import stages: one line of an export per row.
+CREATE TABLE bad_convex_docs (file text, line bigint, doc text);
+INSERT INTO bad_convex_docs VALUES
+  ('clips/documents.jsonl', 1, '{"_id": "k1", "_creationTime": 1777907009446.7734, "userId": "u1", "title": "t"}'),
+  ('clips/documents.jsonl', 2, '{"_id": '),
+  ('clips/generated_schema.jsonl', 1, '"{...}"');
+CREATE TABLE bad_convex_jsonb (file text, line bigint, doc jsonb);
 SELECT dd_migration_create('m_fixture', 'bad_docs', 'n = 1', 'n = 0', 100);
 SELECT dd_grant_credit('u1', 1000000);
 SELECT dd_charge_credit('u1', 1, 'req-refund');

@@ -30,8 +30,8 @@ import { connectNodePg } from "../src/db.js";
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 // The extension's tables that are not in the schema: written only by its
-// functions and triggers, never by an application.
-const BOOKKEEPING = ["api_usage_rollup", "clip_cursor_key", "clip_tombstones", "credit_grants", "credit_refunds", "migrations", "row_security_keys"];
+// functions and triggers (or the Convex import), never by an application.
+const BOOKKEEPING = ["api_usage_rollup", "clip_cursor_key", "clip_tombstones", "convex_opening_balances", "convex_unmapped", "credit_grants", "credit_refunds", "migrations", "row_security_keys"];
 
 /** @type {Promise<{ snapshot: any }>} */
 let pulled;
