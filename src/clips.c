@@ -1156,14 +1156,11 @@ static DdPlan local_shard_plan = {
 static void
 EnsureLocalShard(Oid nspid, text *user_id)
 {
-	static int	citus = -1;
 	Datum		values[2];
 	bool		isnull;
 	Oid			clips;
 
-	if (citus < 0)
-		citus = DdCitusInstalled() ? 1 : 0;
-	if (!citus)
+	if (!DdCitusInstalled())
 		return;
 	clips = get_relname_relid("clips", nspid);
 	if (!OidIsValid(clips))

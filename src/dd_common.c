@@ -56,14 +56,18 @@ DdFunctionSchema(FunctionCallInfo fcinfo)
 
 /*
  * DdCitusInstalled
- *		Whether the Citus extension is installed in this database.  Looked
- *		up, not cached: it is asked only when a plan is prepared, once per
- *		plan and backend.
+ *		Whether the Citus extension is installed in this database, looked
+ *		up once per backend (a session opened before CREATE EXTENSION citus
+ *		keeps the answer it had: reconnect it, see README, Scale out).
  */
 bool
 DdCitusInstalled(void)
 {
-	return OidIsValid(get_extension_oid("citus", true));
+	static int	citus = -1;
+
+	if (citus < 0)
+		citus = OidIsValid(get_extension_oid("citus", true)) ? 1 : 0;
+	return citus == 1;
 }
 
 /*

@@ -312,8 +312,7 @@ ElementTimestamp(JsonbValue *v, int pos)
  *		On Citus the batch always takes ON CONFLICT DO NOTHING: a unique
  *		violation on a shard comes back from Citus as an internal error
  *		(XX000), not as 23505, so the plain insert's failure could not be
- *		told apart from any other.  Whether Citus is installed is looked
- *		up once per backend.
+ *		told apart from any other.
  */
 static int
 InsertBatch(Oid nspid, Datum *values, bool any_event_id)
@@ -321,11 +320,8 @@ InsertBatch(Oid nspid, Datum *values, bool any_event_id)
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile int stored = -1;
-	static int	citus = -1;
 
-	if (citus < 0)
-		citus = DdCitusInstalled() ? 1 : 0;
-	if (citus)
+	if (DdCitusInstalled())
 	{
 		bool		isnull;
 
