@@ -631,11 +631,9 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $dd$
 DECLARE
-    tables CONSTANT text[] := ARRAY['api_credits', 'credit_grants', 'credit_refunds',
-        'api_usage_rollup', 'api_usage_log', 'clips', 'clip_tombstones', 'usage_events',
-        'api_keys', 'clip_cursor_key', 'row_security_keys'];
-    t text;
+    distributed regclass[];
     rel regclass;
+    t name;
     cols text;
     f regprocedure;
     r record;
@@ -665,18 +663,20 @@ BEGIN
         END LOOP;
     END LOOP;
 
-    -- Writers wait until the rows are back.
-    FOREACH t IN ARRAY tables LOOP
-        rel := format('%I.%I', '@extschema@', t)::regclass;
-        IF EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = rel) THEN
-            EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', rel);
-        END IF;
+    -- The extension's tables Citus knows, whatever dd_distribute() (or an
+    -- operator by hand) made of them.  Writers wait until the rows are back.
+    SELECT array_agg(p.logicalrelid ORDER BY p.logicalrelid::oid) INTO distributed
+    FROM pg_dist_partition p
+    JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = p.logicalrelid
+                    AND d.deptype = 'e'
+    JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'dd_clipper';
+    FOREACH rel IN ARRAY coalesce(distributed, '{}') LOOP
+        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', rel);
     END LOOP;
 
     SET LOCAL session_replication_role = replica;
-    FOREACH t IN ARRAY tables LOOP
-        rel := format('%I.%I', '@extschema@', t)::regclass;
-        CONTINUE WHEN NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = rel);
+    FOREACH rel IN ARRAY coalesce(distributed, '{}') LOOP
+        SELECT c.relname INTO t FROM pg_class c WHERE c.oid = rel;
         SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
         FROM pg_attribute a
         WHERE a.attrelid = rel AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
@@ -691,15 +691,16 @@ BEGIN
     END LOOP;
     RESET session_replication_role;
 
-    -- The coordinator's sequences: the whole range again (its ids so far
-    -- were all below 2^48, the workers' above).
+    -- The coordinator's sequences that dd_distribute() narrowed to its
+    -- range (below 2^48; the workers' ids are above): the whole range again.
+    PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
     FOR r IN SELECT q.schemaname, q.sequencename FROM pg_sequences q
-             WHERE q.schemaname = '@extschema@'
-               AND q.sequencename IN ('api_keys_id_seq', 'credit_grants_id_seq',
-                   'credit_refunds_id_seq', 'api_usage_log_id_seq', 'clips_id_seq',
-                   'usage_events_id_seq')
+             JOIN pg_depend d ON d.classid = 'pg_class'::regclass
+                             AND d.objid = format('%I.%I', q.schemaname, q.sequencename)::regclass
+                             AND d.deptype = 'e'
+             JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'dd_clipper'
+             WHERE q.max_value = 281474976710655
     LOOP
-        PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
         EXECUTE format('ALTER SEQUENCE %I.%I NO MAXVALUE', r.schemaname, r.sequencename);
     END LOOP;
 END
