@@ -109,6 +109,10 @@ PG_FUNCTION_INFO_V1(dd_convex_import_table);
 	" + round((w.d->'" f "')::numeric * 1000)::float8 * '1 microsecond'::interval END"
 #define DD_OBJ(f) \
 	"CASE WHEN jsonb_typeof(w.d->'" f "') = 'object' THEN w.d->'" f "' END"
+/* Absent or JSON null; and conv, or dflt when the field is so. */
+#define DD_ABSENT(f) "NOT COALESCE(jsonb_typeof(w.d->'" f "') <> 'null', false)"
+#define DD_OR_DEFAULT(conv, f, dflt) \
+	"COALESCE(" conv ", CASE WHEN " DD_ABSENT(f) " THEN " dflt " END)"
 /* Present with a value (not absent, not JSON null). */
 #define DD_HAS(f) "COALESCE(jsonb_typeof(s.d->'" f "') <> 'null', false)"
 #define DD_BAD(f, col, msg) \
@@ -225,7 +229,7 @@ static const DdConvexTable dd_convex_tables[] = {
 		DD_COMMON_COLS
 		DD_STR("requestId") " AS request_id, "
 		DD_STR("endpoint") " AS endpoint, "
-		"COALESCE(" DD_INT("credits") ", CASE WHEN NOT COALESCE(jsonb_typeof(w.d->'credits') <> 'null', false) THEN 0 END) AS credits, "
+		DD_OR_DEFAULT(DD_INT("credits"), "credits", "0") " AS credits, "
 		DD_STR("apiKeyId") " AS api_key_convex_id, "
 		DD_OBJ("metadata") " AS metadata, "
 		DD_INT("balanceAfter") " AS balance_after, ",
@@ -253,15 +257,15 @@ static const DdConvexTable dd_convex_tables[] = {
 		"clips", "clips",
 		"{_id,_creationTime,userId,title,sourceUrl,transcript,notes,tags,status,storageId,updatedAt,deletedAt}",
 		DD_COMMON_COLS
-		"COALESCE(" DD_STR("title") ", CASE WHEN NOT COALESCE(jsonb_typeof(w.d->'title') <> 'null', false) THEN '' END) AS title, "
+		DD_OR_DEFAULT(DD_STR("title"), "title", "''") " AS title, "
 		DD_STR("sourceUrl") " AS source_url, "
 		DD_STR("transcript") " AS transcript, "
 		DD_STR("notes") " AS notes, "
-		"CASE WHEN NOT COALESCE(jsonb_typeof(w.d->'tags') <> 'null', false) THEN '{}'::text[]"
+		"CASE WHEN " DD_ABSENT("tags") " THEN '{}'::text[]"
 		" WHEN jsonb_typeof(w.d->'tags') = 'array' AND NOT EXISTS (SELECT 1 FROM"
 		" jsonb_array_elements(w.d->'tags') e WHERE jsonb_typeof(e) <> 'string')"
 		" THEN ARRAY(SELECT jsonb_array_elements_text(w.d->'tags')) END AS tags, "
-		"COALESCE(" DD_STR("status") ", CASE WHEN NOT COALESCE(jsonb_typeof(w.d->'status') <> 'null', false) THEN 'ready' END) AS status, "
+		DD_OR_DEFAULT(DD_STR("status"), "status", "'ready'") " AS status, "
 		DD_STR("storageId") " AS storage_id, "
 		"COALESCE(" DD_TIME("updatedAt") ", " DD_TIME("_creationTime") ") AS updated_at, "
 		DD_TIME("updatedAt") " AS updated_at_given, "
@@ -302,7 +306,7 @@ static const DdConvexTable dd_convex_tables[] = {
 		"{_id,_creationTime,userId,event,properties,eventId,occurredAt}",
 		DD_COMMON_COLS
 		DD_STR("event") " AS event, "
-		"COALESCE(" DD_OBJ("properties") ", CASE WHEN NOT COALESCE(jsonb_typeof(w.d->'properties') <> 'null', false) THEN '{}'::jsonb END) AS properties, "
+		DD_OR_DEFAULT(DD_OBJ("properties"), "properties", "'{}'::jsonb") " AS properties, "
 		DD_STR("eventId") " AS event_id, "
 		"COALESCE(" DD_TIME("occurredAt") ", " DD_TIME("_creationTime") ") AS occurred_at, "
 		DD_TIME("occurredAt") " AS occurred_at_given, ",
